@@ -1,0 +1,28 @@
+"""nckernels: kernel analysis of neural collapse (NC1) in shallow networks.
+
+Every formula the book uses lives in this package; each function's docstring names the chapter that
+derives it.
+"""
+from .collapse import BETWEEN_WEIGHTS, NC1Result, class_block_sums, nc1_from_features, nc1_from_kernel
+from .data import ClassData, gaussian_classes
+from .duals import (
+    ACTIVATIONS,
+    Activation,
+    erf_dual,
+    erf_dual_derivative,
+    get_activation,
+    relu_angle,
+    relu_dual,
+    relu_dual_derivative,
+)
+from .two_layer import (
+    FiniteWidthKernels,
+    derivative_kernel,
+    finite_width_kernels,
+    nngp,
+    ntk,
+    preactivation_kernel,
+    two_layer_features,
+)
+
+__version__ = "0.1.0"

@@ -1,0 +1,42 @@
+"""Command line: ``python -m nckernels run CHAPTER.md [--scale smoke|book|paper] [-p NAME VALUE ...]``."""
+from __future__ import annotations
+
+import argparse
+import pathlib
+import sys
+
+import yaml
+
+from .scales import SCALES, run_chapter, scale_parameters
+
+
+def _run(args) -> int:
+    params = scale_parameters(args.chapter, args.scale)
+    for name, value in args.parameter or []:
+        params[name] = yaml.safe_load(value)
+    out = args.out or pathlib.Path("results") / f"{pathlib.Path(args.chapter).stem}.{args.scale}.ipynb"
+    run_chapter(args.chapter, out, params)
+    print(f"wrote {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m nckernels", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="execute one chapter with papermill at a scale, with overrides")
+    run.add_argument("chapter", type=pathlib.Path, help="a chapter's .md file in book/")
+    run.add_argument("--scale", choices=SCALES, default="book")
+    run.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                     help="override one parameter (VALUE is parsed as YAML: 3, [1, 2], true)")
+    run.add_argument("--out", type=pathlib.Path, help="executed notebook path (default results/CHAPTER.SCALE.ipynb)")
+    run.set_defaults(func=_run)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
