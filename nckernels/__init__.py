@@ -23,6 +23,7 @@ from .two_layer import (
     ntk,
     preactivation_kernel,
     two_layer_features,
+    two_layer_kernels,
 )
 
 __version__ = "0.1.0"

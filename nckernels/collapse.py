@@ -17,7 +17,7 @@ import torch
 
 from .validation import check_choice, check_labels, check_matrix
 
-__all__ = ["NC1Result", "BETWEEN_WEIGHTS", "nc1_from_features", "nc1_from_kernel", "class_block_sums"]
+__all__ = ["NC1Result", "BETWEEN_WEIGHTS", "nc1_from_features", "nc1_from_kernel", "nc1_from_block_sums", "class_block_sums"]
 
 BETWEEN_WEIGHTS = ("uniform", "class_size")
 
@@ -69,17 +69,29 @@ def nc1_from_kernel(K, labels, *, between_weights: str = "uniform") -> NC1Result
     """
     K = check_matrix(K, "K", square=True)
     check_choice(between_weights, "between_weights", BETWEEN_WEIGHTS)
-    N = K.shape[0]
-    index, sizes = check_labels(labels, N, device=K.device)
-    C = sizes.numel()
-    n = sizes.to(K.dtype)
-    S_c, R_c, S = class_block_sums(K, index, C)
+    index, sizes = check_labels(labels, K.shape[0], device=K.device)
+    S_c, R_c, S = class_block_sums(K, index, sizes.numel())
+    return nc1_from_block_sums(K.diagonal().sum(), S_c, R_c, S, sizes, between_weights=between_weights)
+
+
+def nc1_from_block_sums(trace, S_c, R_c, S, class_sizes, *, between_weights: str = "uniform") -> NC1Result:
+    """NC1 from tr(K), the block sums S_c, R_c (C,) and S of :func:`class_block_sums`, and the class sizes.
+
+    Lets a caller stream kernel rows into the sums without forming K (``grids.two_layer_family_nc1``).
+    """
+    check_choice(between_weights, "between_weights", BETWEEN_WEIGHTS)
+    sizes = torch.as_tensor(class_sizes)
+    n = sizes.to(S_c.dtype).to(S_c.device)
+    N, C = float(n.sum()), n.numel()
     within_part = (S_c / n).sum() / N
-    tw = K.diagonal().sum() / N - within_part
+    tw = trace / N - within_part
     if between_weights == "class_size":
         tb = within_part - S / N**2
     else:
         tb = (S_c / n**2).sum() / C - 2 * (R_c / n).sum() / (C * N) + S / N**2
+    for name, value in (("trace", tw), ("block sums", tb)):
+        if not torch.isfinite(torch.as_tensor(value)):
+            raise ValueError(f"{name}: non-finite kernel sums; NC1 is undefined")
     return _finish(tw, tb, between_weights, sizes)
 
 

@@ -30,6 +30,8 @@ __all__ = [
     "relu_dual",
     "relu_dual_derivative",
     "relu_angle",
+    "erf_dual_pair",
+    "relu_dual_pair",
 ]
 
 _TWO_OVER_PI = 2.0 / math.pi
@@ -70,6 +72,19 @@ def relu_dual_derivative(cov12: torch.Tensor, var1: torch.Tensor, var2: torch.Te
     return (math.pi - relu_angle(cov12, var1, var2)) / (2 * math.pi)
 
 
+def erf_dual_pair(cov12, var1, var2):
+    """(erf_dual, erf_dual_derivative) sharing sqrt((1+2v1)(1+2v2) - 4c^2); equal to the two functions."""
+    root = ((1 + 2 * var1) * (1 + 2 * var2) - 4 * cov12 * cov12).clamp_min(0).sqrt()
+    return _TWO_OVER_PI * torch.atan2(2 * cov12, root), _FOUR_OVER_PI / root
+
+
+def relu_dual_pair(cov12, var1, var2):
+    """(relu_dual, relu_dual_derivative) sharing sqrt(v1 v2 - c^2) and the angle; equal to the two functions."""
+    root = (var1 * var2 - cov12 * cov12).clamp_min(0).sqrt()
+    rest = (math.pi - torch.atan2(root, cov12)) / (2 * math.pi)
+    return root / (2 * math.pi) + rest * cov12, rest
+
+
 def _erf_prime(z: torch.Tensor) -> torch.Tensor:
     return (2.0 / math.sqrt(math.pi)) * torch.exp(-z * z)
 
@@ -87,11 +102,18 @@ class Activation:
     phi_prime: Callable[[torch.Tensor], torch.Tensor]
     dual: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
     dual_derivative: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+    dual_pair: Callable | None = None
+
+    def both(self, cov12, var1, var2):
+        """(dual, dual_derivative), with shared intermediates where the activation provides them."""
+        if self.dual_pair is not None:
+            return self.dual_pair(cov12, var1, var2)
+        return self.dual(cov12, var1, var2), self.dual_derivative(cov12, var1, var2)
 
 
 ACTIVATIONS: dict[str, Activation] = {
-    "erf": Activation("erf", torch.erf, _erf_prime, erf_dual, erf_dual_derivative),
-    "relu": Activation("relu", torch.relu, _relu_prime, relu_dual, relu_dual_derivative),
+    "erf": Activation("erf", torch.erf, _erf_prime, erf_dual, erf_dual_derivative, erf_dual_pair),
+    "relu": Activation("relu", torch.relu, _relu_prime, relu_dual, relu_dual_derivative, relu_dual_pair),
 }
 
 

@@ -10,12 +10,12 @@ import math
 
 import torch
 
-from .collapse import NC1Result, _finish, class_block_sums
+from .collapse import NC1Result, class_block_sums
 from .duals import erf_dual
 from .two_layer import _pair, _preactivation, _scales
 from .validation import check_labels, check_matrix, check_nonnegative
 
-__all__ = ["erf_derivative_kernel_as_coded", "erf_ntk_as_coded", "nc1_from_kernel_balanced_formula"]
+__all__ = ["erf_derivative_kernel_as_coded", "erf_derivative_as_coded_from_preactivation", "erf_ntk_as_coded", "nc1_from_kernel_balanced_formula"]
 
 
 def erf_derivative_kernel_as_coded(X, Z=None, *, sigma_w: float = 1.0, sigma_b: float = 0.0) -> torch.Tensor:
@@ -28,6 +28,11 @@ def erf_derivative_kernel_as_coded(X, Z=None, *, sigma_w: float = 1.0, sigma_b: 
     X, Z, same = _pair(X, Z)
     sigma_w, sigma_b = _scales(sigma_w, sigma_b)
     K1, vx, vz = _preactivation(X, Z, same, sigma_w, sigma_b)
+    return erf_derivative_as_coded_from_preactivation(K1, vx, vz)
+
+
+def erf_derivative_as_coded_from_preactivation(K1: torch.Tensor, vx: torch.Tensor, vz: torch.Tensor) -> torch.Tensor:
+    """The as-coded derivative kernel from K1 (n, m) and its diagonals vx (n,), vz (m,), n == m."""
     if vx.shape != vz.shape:
         raise ValueError("the as-coded derivative kernel is only defined for Z = None or Z with as many rows as X")
     s = torch.dot(1 + 2 * vx, 1 + 2 * vz)  # a scalar where an outer product belongs
@@ -58,4 +63,8 @@ def nc1_from_kernel_balanced_formula(K, labels) -> NC1Result:
     n = sizes.to(K.dtype)
     S_c, _, S = class_block_sums(K, index, C)
     part = (S_c / n**2).sum() / C
-    return _finish(K.diagonal().sum() / N - part, part - S / N**2, "balanced-formula", sizes)
+    tw, tb = float(K.diagonal().sum() / N - part), float(part - S / N**2)
+    if tb == 0:
+        raise ValueError("the balanced-formula between-class term is 0; its ratio is undefined")
+    # Not a covariance trace: for unequal classes tb can even be negative; returned as computed.
+    return NC1Result(tw, tb, tw / tb, "balanced-formula", tuple(int(v) for v in sizes))

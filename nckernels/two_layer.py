@@ -21,6 +21,7 @@ __all__ = [
     "nngp",
     "derivative_kernel",
     "ntk",
+    "two_layer_kernels",
     "two_layer_features",
     "FiniteWidthKernels",
     "finite_width_kernels",
@@ -30,7 +31,7 @@ __all__ = [
 def _pair(X, Z):
     """Validate (X, Z); returns (X, Z, same) with Z = X when Z is None."""
     X = check_matrix(X, "X")
-    if Z is None:
+    if Z is None or Z is X:
         return X, X, True
     Z = check_matrix(Z, "Z", columns=X.shape[1])
     if Z.device != X.device:
@@ -114,6 +115,39 @@ def ntk(
     sigma_a = check_nonnegative(sigma_a, "sigma_a")
     k = _kernels(X, Z, activation, sigma_w, sigma_b, ("nngp", "dot"))
     return sigma_a**2 * (k["nngp"] + k["K1"] * k["dot"])
+
+
+def two_layer_kernels(
+    X,
+    *,
+    activations=("erf", "relu"),
+    sigma_w: float = 1.0,
+    sigma_b: float = 0.0,
+    sigma_a: float = 1.0,
+) -> dict[str, torch.Tensor]:
+    r"""NNGP and NTK of several activations on one data set, sharing K1: {"K1", "NNGP erf", "NTK erf", ...}.
+
+    Each entry equals the corresponding :func:`nngp` / :func:`ntk` of X with Z = None (exactly
+    symmetric, (N, N)); computing K1 and its diagonal once makes a grid of kernels about twice as fast.
+    """
+    X, Z, same = _pair(X, None)
+    sigma_w, sigma_b = _scales(sigma_w, sigma_b)
+    sigma_a = check_nonnegative(sigma_a, "sigma_a")
+    K1, vx, _ = _preactivation(X, Z, same, sigma_w, sigma_b)
+    v1, v2 = vx[:, None], vx[None, :]
+    out = {"K1": K1}
+    out.update(_family_from_preactivation(K1, v1, v2, activations, sigma_a))
+    return out
+
+
+def _family_from_preactivation(K1, v1, v2, activations, sigma_a):
+    out = {}
+    for name in activations:
+        act = get_activation(name, "activations")
+        k_phi, k_dot = act.both(K1, v1, v2)
+        out[f"NNGP {act.name}"] = k_phi
+        out[f"NTK {act.name}"] = sigma_a**2 * (k_phi + K1 * k_dot)
+    return out
 
 
 def _hidden_weights(d0, width, sigma_w, sigma_b, generator, like):

@@ -1,0 +1,80 @@
+"""The scale mechanism and the `python -m nckernels run` command."""
+import json
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from nckernels.scales import SCALES, parameterized_notebook, read_chapter, scale_parameters
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+CHAPTERS = sorted(p for p in (ROOT / "book").glob("[0-9][0-9]_*.md"))
+
+TOY = """---
+jupytext:
+  text_representation:
+    extension: .md
+    format_name: myst
+kernelspec:
+  name: python3
+  display_name: Python 3
+  language: python
+---
+
+# Toy
+
+```{code-cell} ipython3
+:tags: [parameters]
+
+n = 3
+```
+
+```{code-cell} ipython3
+from myst_nb import glue
+glue("toy_square", n * n, display=False)
+assert n > 0, "n must be positive"
+```
+"""
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
+def test_every_chapter_has_parameters_first_and_smoke_scale(chapter):
+    nb = read_chapter(chapter)
+    names = nb.cells[[c.cell_type for c in nb.cells].index("code")].source
+    smoke = scale_parameters(chapter, "smoke")
+    assert smoke, f"{chapter.name}: no smoke overrides"
+    for key in smoke:
+        assert f"{key} =" in names, f"{chapter.name}: smoke override {key!r} is not a parameter"
+    for key in scale_parameters(chapter, "paper"):
+        assert f"{key} =" in names, f"{chapter.name}: paper override {key!r} is not a parameter"
+
+
+def test_injection_and_bad_scale(tmp_path):
+    chapter = tmp_path / "toy.md"
+    chapter.write_text(TOY)
+    nb = parameterized_notebook(chapter, {"n": 5})
+    injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert len(injected) == 1 and "n = 5" in injected[0].source
+    assert scale_parameters(chapter, "book") == {}
+    with pytest.raises(ValueError, match="scale must be one of"):
+        scale_parameters(chapter, "huge")
+    with pytest.raises(ValueError, match="no scales file"):
+        scale_parameters(chapter, "paper")
+    (tmp_path / "untagged.md").write_text(TOY.replace(":tags: [parameters]\n", ""))
+    with pytest.raises(ValueError, match="tagged 'parameters'"):
+        read_chapter(tmp_path / "untagged.md")
+    assert set(SCALES) == {"smoke", "book", "paper"}
+
+
+def test_run_command_executes_with_overrides_and_fails_loudly(tmp_path):
+    chapter = tmp_path / "toy.md"
+    chapter.write_text(TOY)
+    out = tmp_path / "out" / "toy.ipynb"
+    cmd = [sys.executable, "-m", "nckernels", "run", str(chapter), "-p", "n", "7", "--out", str(out)]
+    subprocess.run(cmd, check=True, capture_output=True, cwd=ROOT)
+    text = out.read_text()
+    assert "n = 7" in text and "toy_square" in text and "49" in text
+    bad = subprocess.run(cmd[:-5] + ["-p", "n", "0", "--out", str(tmp_path / "bad.ipynb")], capture_output=True, cwd=ROOT, text=True)
+    assert bad.returncode != 0 and "n must be positive" in bad.stdout + bad.stderr
+    assert not (tmp_path / "bad.ipynb").exists() and (tmp_path / "bad.failed.ipynb").exists()
