@@ -26,4 +26,6 @@ from .two_layer import (
     two_layer_kernels,
 )
 
+from .adaptive import AdaptiveKernelResult, EoSConvergenceError, adaptive_kernel, adaptive_kernel_gradient, default_schedule, eos_label_matrix, eos_residual, eos_update, solve_adaptive_kernel
+
 __version__ = "0.1.0"

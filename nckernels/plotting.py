@@ -237,3 +237,34 @@ def plot_nfa_history(ax, history):
     ax.set_ylabel(r"NFA correlation $\rho_l$")
     ax.grid(alpha=0.3)
     return ax
+
+
+# --- chapter 9 (empirical NTK): appended -------------------------------------------------------------
+__all__ += ["plot_probe_curves", "plot_kernel_pair"]
+
+
+def plot_probe_curves(ax, frame, columns, *, x="step", logy=False, labels=None):
+    """Columns of a probe DataFrame (one row per probed step) against ``x``."""
+    for i, col in enumerate(columns):
+        ax.plot(frame[x], frame[col], marker=".", label=(labels[i] if labels else col))
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel(x)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return ax
+
+
+def plot_kernel_pair(axes, K_start, K_end, *, titles=("init", "end")):
+    """Two class-sorted kernels side by side, each divided by the mean of its diagonal (colours clipped at
+    the 98th percentile of the entries)."""
+    ims = []
+    for ax, K, title in zip(axes, (K_start, K_end), titles):
+        K = np.asarray(K.detach().cpu() if hasattr(K, "detach") else K, dtype=float)
+        K = K / np.mean(np.diag(K))
+        # colour range clipped at the 98th percentile so that a few large diagonal entries do not hide the blocks
+        ims.append(ax.imshow(K, cmap="viridis", interpolation="nearest", vmin=K.min(), vmax=np.quantile(K, 0.98)))
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(title, fontsize=9)
+    return ims

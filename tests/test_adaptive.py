@@ -1,0 +1,216 @@
+"""Tests of the adaptive kernel (Equations of State) and its solver: nckernels.adaptive."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import nckernels as nk
+from nckernels.adaptive import (
+    REFERENCE_SCHEDULE,
+    EoSConvergenceError,
+    adaptive_kernel,
+    adaptive_kernel_gradient,
+    default_schedule,
+    eos_label_matrix,
+    eos_residual,
+    eos_update,
+    solve_adaptive_kernel,
+)
+
+
+@pytest.fixture(scope="module")
+def small():
+    return nk.gaussian_classes([20, 28], 6, generator=torch.Generator().manual_seed(1))
+
+
+def _random_spd(d, gen, scale=1.0):
+    M = torch.randn(d, d, generator=gen, dtype=torch.float64)
+    return scale * (M @ M.T / d + 0.5 * torch.eye(d, dtype=torch.float64)) / d
+
+
+def _autograd_update(X, y, Sigma, kappa, noise_var, sigma_w2, sigma_a2, label_term):
+    """The fixed-point map written independently: explicit inverses, arcsin, autograd gradient."""
+    N, d0 = X.shape
+    S = Sigma.clone().requires_grad_(True)
+    K = X @ S @ X.T
+    s = (1 + 2 * torch.diag(K)) ** -0.5
+    Q = sigma_a2 * (2 / math.pi) * torch.arcsin(2 * K * s[:, None] * s[None, :])
+    Qd = Q.detach()
+    inv = torch.linalg.inv(Qd + noise_var * torch.eye(N, dtype=X.dtype))
+    fbar = Qd @ inv @ y
+    if label_term == "eos":
+        t = (y - fbar)[:, None]
+        L = t @ t.T / noise_var**2
+    else:
+        T = y - fbar[:, None]  # the (N,) - (N, 1) broadcast: T_ij = y_j - fbar_i
+        L = noise_var * T @ T.T
+    (G,) = torch.autograd.grad(torch.trace((L - inv) @ Q), S)
+    return torch.linalg.inv((d0 / sigma_w2) * torch.eye(d0, dtype=X.dtype) - G / kappa)
+
+
+def test_schedule():
+    assert len(REFERENCE_SCHEDULE) == 24
+    s = default_schedule(500)
+    assert len(s) == 24 and s[0] == 1e5 and s[-1] == 500 and list(s) == sorted(s, reverse=True)
+    assert default_schedule(2e5) == (2e5,)
+    assert default_schedule(750)[-2:] == (800.0, 750.0)
+
+
+def test_kernel_at_nngp_sigma_is_scaled_nngp(small):
+    d0 = small.X.shape[1]
+    for sw2 in (1.0, 2.5):
+        Q = adaptive_kernel(small.X, sw2 * torch.eye(d0, dtype=torch.float64) / d0, sigma_a2=0.3)
+        K = nk.nngp(small.X, sigma_w=math.sqrt(sw2))
+        torch.testing.assert_close(Q, 0.3 * K, rtol=1e-12, atol=1e-14)
+        assert torch.equal(Q, Q.T)
+
+
+def test_gradient_matches_finite_differences_and_autograd(small):
+    gen = torch.Generator().manual_seed(3)
+    X = small.X
+    N, d0 = X.shape
+    Sigma = _random_spd(d0, gen)
+    A = torch.randn(N, N, generator=gen, dtype=torch.float64)
+    A = A + A.T
+    G = adaptive_kernel_gradient(X, Sigma, A, sigma_a2=0.7)
+    assert torch.allclose(G, G.T)
+
+    def f(S):
+        return float((A * adaptive_kernel(X, S, sigma_a2=0.7)).sum())
+
+    for _ in range(3):
+        E = torch.randn(d0, d0, generator=gen, dtype=torch.float64)
+        E = (E + E.T) / 2
+        h = 1e-5 * float(Sigma.norm() / E.norm())
+        fd = (f(Sigma + h * E) - f(Sigma - h * E)) / (2 * h)
+        assert abs(fd - float((G * E).sum())) <= 1e-7 * abs(fd) + 1e-9
+    S = Sigma.clone().requires_grad_(True)
+    K = X @ S @ X.T
+    s = (1 + 2 * torch.diag(K)) ** -0.5
+    Q = 0.7 * (2 / math.pi) * torch.arcsin(2 * K * s[:, None] * s[None, :])
+    (G_auto,) = torch.autograd.grad((A * Q).sum(), S)
+    torch.testing.assert_close(G, G_auto, rtol=1e-10, atol=1e-10)
+
+
+def test_gradient_uses_only_symmetric_part_of_A(small):
+    gen = torch.Generator().manual_seed(4)
+    N, d0 = small.X.shape
+    Sigma = _random_spd(d0, gen)
+    A = torch.randn(N, N, generator=gen, dtype=torch.float64)
+    torch.testing.assert_close(adaptive_kernel_gradient(small.X, Sigma, A),
+                               adaptive_kernel_gradient(small.X, Sigma, (A + A.T) / 2))
+
+
+def test_reference_label_matrix_is_the_broadcast(small):
+    gen = torch.Generator().manual_seed(5)
+    y = small.y
+    fbar = y + 0.1 * torch.randn(y.shape, generator=gen, dtype=torch.float64)
+    T = y - fbar[:, None]  # (N, N)
+    torch.testing.assert_close(eos_label_matrix(y, fbar, noise_var=0.01, label_term="reference"),
+                               0.01 * T @ T.T, rtol=1e-12, atol=1e-12)
+    t = y - fbar
+    torch.testing.assert_close(eos_label_matrix(y, fbar, noise_var=0.01), torch.outer(t, t) / 1e-4)
+
+
+@pytest.mark.parametrize("label_term", ["eos", "reference"])
+def test_update_matches_independent_autograd_map(small, label_term):
+    gen = torch.Generator().manual_seed(6)
+    Sigma = _random_spd(small.X.shape[1], gen)
+    ours = eos_update(small.X, small.y, Sigma, kappa=300.0, noise_var=1e-3, sigma_a2=0.5, label_term=label_term)
+    ref = _autograd_update(small.X, small.y, Sigma, 300.0, 1e-3, 1.0, 0.5, label_term)
+    torch.testing.assert_close(ours, ref, rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("label_term", ["eos", "reference"])
+def test_solution_is_a_fixed_point(small, label_term):
+    res = solve_adaptive_kernel(small.X, small.y, width=50, label_term=label_term, tol=1e-11)
+    assert res.converged and res.residual <= 1e-11
+    assert res.Sigma.dtype == torch.float64
+    assert torch.equal(res.Sigma, res.Sigma.T)
+    assert bool((torch.linalg.eigvalsh(res.Sigma) > 0).all())
+    r = eos_residual(small.X, small.y, res.Sigma, kappa=50, label_term=label_term)
+    assert r <= 1e-10
+    torch.testing.assert_close(res.kernel, adaptive_kernel(small.X, res.Sigma))
+    h = res.history
+    assert list(h.kappa) == list(default_schedule(50)) and (h.status == "converged").all()
+    assert {"kappa", "iterations", "residual", "nc1_kernel", "nc1_fbar", "train_mse", "trace_sigma"} <= set(h)
+    assert math.isclose(h.trace_sigma.iloc[-1], float(res.Sigma.trace()))
+    # the fixed point moved away from the NNGP solution sigma_w^2 I / d0
+    d0 = small.X.shape[1]
+    assert float((res.Sigma - torch.eye(d0, dtype=torch.float64) / d0).norm()) > 1e-3
+
+
+def test_label_terms_differ(small):
+    a = solve_adaptive_kernel(small.X, small.y, width=50, label_term="eos")
+    b = solve_adaptive_kernel(small.X, small.y, width=50, label_term="reference")
+    assert float((a.Sigma - b.Sigma).norm() / b.Sigma.norm()) > 1e-2
+
+
+def test_wide_limit_is_the_nngp(small):
+    d0 = small.X.shape[1]
+    res = solve_adaptive_kernel(small.X, small.y, width=1e9, schedule=[1e9], sigma_w2=2.0, sigma_a2=0.25)
+    torch.testing.assert_close(res.Sigma, 2.0 * torch.eye(d0, dtype=torch.float64) / d0, rtol=0, atol=1e-7)
+    torch.testing.assert_close(res.kernel, 0.25 * nk.nngp(small.X, sigma_w=math.sqrt(2.0)), rtol=1e-6, atol=1e-8)
+
+
+def test_float32_inputs_keep_dtype():
+    data = nk.gaussian_classes([10, 10], 3, generator=torch.Generator().manual_seed(0), dtype=torch.float32)
+    res = solve_adaptive_kernel(data.X, data.y, width=1e4, schedule=[1e5, 1e4], noise_var=1e-2, tol=1e-5)
+    assert res.converged and res.Sigma.dtype == torch.float32
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (dict(X="nan"), "X"),
+        (dict(y="inf"), "y"),
+        (dict(y="short"), "y"),
+        (dict(width=0), "width"),
+        (dict(width=-3), "width"),
+        (dict(noise_var=0.0), "noise_var"),
+        (dict(noise_var=-1e-3), "noise_var"),
+        (dict(schedule=[1e4, 1e3]), "schedule"),
+        (dict(schedule=[]), "schedule"),
+        (dict(schedule=[1e3, 1e4, 500]), "schedule"),
+        (dict(label_term="coded"), "label_term"),
+    ],
+)
+def test_bad_input(small, change, match):
+    X, y = small.X.clone(), small.y.clone()
+    kw = dict(width=500)
+    for k, v in change.items():
+        if k == "X":
+            X[0, 0] = float(v)
+        elif k == "y" and v == "short":
+            y = y[:-1]
+        elif k == "y":
+            y[3] = float(v)
+        else:
+            kw[k] = v
+    with pytest.raises(ValueError, match=match):
+        solve_adaptive_kernel(X, y, **kw)
+
+
+def test_non_convergence_raises_or_flags(small):
+    kw = dict(width=50, max_iter=1, tol=1e-300, max_halvings=0)
+    with pytest.raises(EoSConvergenceError) as info:
+        solve_adaptive_kernel(small.X, small.y, **kw)
+    err = info.value
+    assert isinstance(err, RuntimeError)
+    assert err.residual > 0 and math.isfinite(err.residual)
+    assert err.kappa == 1e5 and list(err.history.status) == ["failed"] and err.cause
+    res = solve_adaptive_kernel(small.X, small.y, strict=False, **kw)
+    assert not res.converged
+    assert bool(torch.isfinite(res.Sigma).all()) and bool(torch.isfinite(res.kernel).all())
+    assert res.history.status.iloc[-1] == "failed"
+
+
+def test_undefined_map_is_reported_not_nan(small):
+    # a huge label term at tiny kappa: the precision matrix is not positive definite at the NNGP start
+    with pytest.raises(EoSConvergenceError, match="kappa"):
+        solve_adaptive_kernel(small.X, small.y, width=1e-3, schedule=[1e-3], noise_var=1e-6, max_iter=20,
+                              max_halvings=0)
+    with pytest.raises(ValueError, match="positive definite"):
+        eos_update(small.X, small.y, torch.eye(6, dtype=torch.float64) / 6, kappa=1e-3)
