@@ -1,5 +1,6 @@
 # make book : set up (.venv from the lock) and build the HTML book into _build/html
 # make test : set up and run the tests (unit tests + every chapter at smoke scale)
+# make paper: run every paper-scale sweep the book's figures read into results/ (resumable)
 # make env  : set up only.  make lock : regenerate requirements.lock from requirements.in
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -8,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.nckernels-lock
 JOBS ?= 2
 
-.PHONY: env book test lock clean bench
+.PHONY: env book test lock clean bench paper
 
 env:
 	@want=$$(cat requirements.lock pyproject.toml | sha256sum | cut -c1-64); \
@@ -29,8 +30,17 @@ book: env
 test: env
 	MPLBACKEND=Agg $(BIN)/python -m pytest -n $(JOBS) --dist loadfile -q
 
+# make bench BENCH_ARGS=--quick for a smoke run of every benchmark; each prints baseline, ours, ratio.
+BENCH_ARGS ?=
 bench: env
-	$(BIN)/python benchmarks/run_all.py
+	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b $(BENCH_ARGS) || exit 1; done
+
+PAPER_WORKERS ?= 1
+paper: env
+	@status=0; for grid in 06_balanced 06_imbalanced; do \
+	  $(BIN)/python -m nckernels sweep book/06_trained_networks.md --grid book/grids/$$grid.yml \
+	    --out results/$$grid --workers $(PAPER_WORKERS) || status=1; \
+	done; exit $$status
 
 lock:
 	$(PYTHON) -m venv /tmp/nckernels-lock && /tmp/nckernels-lock/bin/pip install -q -r requirements.in && \

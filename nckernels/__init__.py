@@ -27,5 +27,7 @@ from .two_layer import (
 )
 
 from .adaptive import AdaptiveKernelResult, EoSConvergenceError, adaptive_kernel, adaptive_kernel_gradient, default_schedule, eos_label_matrix, eos_residual, eos_update, solve_adaptive_kernel
+from .sweeps import SweepGrid, execute_run, grid_points, harvest_glue, load_grid, read_results, run_key, run_sweep
+from .training import NetworkParams, TrainingConfig, TrainingResult, batched_feature_nc1, hidden_features, init_networks, log_epochs, terminal_phase, train_networks, train_networks_loop, trained_network_grid
 
 __version__ = "0.1.0"

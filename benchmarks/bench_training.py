@@ -1,0 +1,114 @@
+"""Batched training of R two-layer networks against a per-network loop (the reference code's approach).
+
+The paper's balanced FCN sweep cell: h = 500, 1000 epochs, N = 1024, d0 = 128, 10 repeats (data draws
+and initialisations), erf, lr 1e-3, weight decay 1e-6, float32. Both trainers start from the same seeds;
+the script prints both wall times, their ratio and the largest difference in final NC1.
+
+    python benchmarks/bench_training.py            # the paper's cell (several minutes on 2 cores)
+    python benchmarks/bench_training.py --quick    # a smoke run (seconds)
+    python benchmarks/bench_training.py --estimate-sweep   # also time the whole paper FCN sweep by sampling
+
+``--estimate-sweep`` trains every cell of the balanced and imbalanced paper grids (10 draws each) for
+``--sample-epochs`` epochs with the batched trainer and scales to 1000 epochs.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+
+import nckernels as nk
+from nckernels.grids import cell_seed
+from nckernels.training import TrainingConfig, train_networks, train_networks_loop
+
+
+def cell_data(split, d0, draws, dtype, device, seed=0):
+    datas = [nk.gaussian_classes(split, d0, generator=torch.Generator().manual_seed(cell_seed(seed, tuple(split), d0, r)))
+             for r in range(draws)]
+    X = torch.stack([d.X for d in datas]).to(dtype=dtype, device=device)
+    labels = torch.stack([d.labels for d in datas]).to(device)
+    seeds = [cell_seed(seed, tuple(split), d0, r, "init") for r in range(draws)]
+    return X, labels, seeds
+
+
+def _sync(device):
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+def compare(N, d0, draws, epochs, width, dtype, device, skip_loop=False):
+    X, labels, seeds = cell_data([N // 2, N - N // 2], d0, draws, dtype, device)
+    config = TrainingConfig(width=width, epochs=epochs)
+    train_networks(X[:1], labels[:1], seeds[:1], TrainingConfig(width=width, epochs=2))  # warm-up
+    _sync(device)
+    t0 = time.perf_counter()
+    batched = train_networks(X, labels, seeds, config)
+    _sync(device)
+    t_batched = time.perf_counter() - t0
+    out = {"cell": {"N": N, "d0": d0, "draws": draws, "epochs": epochs, "width": width, "dtype": str(dtype),
+                    "device": str(device), "threads": torch.get_num_threads()},
+           "batched_s": round(t_batched, 2)}
+    if not skip_loop:
+        t0 = time.perf_counter()
+        loop = train_networks_loop(X, labels, seeds, config)
+        _sync(device)
+        t_loop = time.perf_counter() - t0
+        diff = (batched.final()["nc1"] - loop.final()["nc1"]).abs().max()
+        rel = ((batched.final()["nc1"] - loop.final()["nc1"]).abs() / loop.final()["nc1"]).max()
+        out.update(loop_s=round(t_loop, 2), speedup=round(t_loop / t_batched, 2), max_abs_nc1_diff=float(diff),
+                   max_rel_nc1_diff=float(rel))
+    out["final_log10_nc1_mean"] = float(batched.final()["nc1"].apply(lambda v: __import__("math").log10(v)).mean())
+    return out
+
+
+def estimate_sweep(sample_epochs, dtype, device, width=500, draws=10, epochs=1000):
+    balanced = [[n // 2, n // 2] for n in (128, 256, 512, 1024)]
+    imbalanced = [[1024, 1024], [768, 1280], [512, 1536], [256, 1792]]
+    total, per = 0.0, {}
+    for name, splits in (("balanced", balanced), ("imbalanced", imbalanced)):
+        part = 0.0
+        for split in splits:
+            for d0 in (1, 2, 8, 32, 128):
+                X, labels, seeds = cell_data(split, d0, draws, dtype, device)
+                cfg = TrainingConfig(width=width, epochs=sample_epochs, record_epochs=(sample_epochs,))
+                _sync(device)
+                t0 = time.perf_counter()
+                train_networks(X, labels, seeds, cfg)
+                _sync(device)
+                part += (time.perf_counter() - t0) * epochs / sample_epochs
+        per[name] = round(part, 1)
+        total += part
+    return {"estimated_sweep_s": round(total, 1), "per_grid_s": per, "sample_epochs": sample_epochs}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="a smoke run: N = 256, d0 = 32, 4 repeats, 40 epochs")
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--skip-loop", action="store_true", help="time the batched trainer only")
+    parser.add_argument("--estimate-sweep", action="store_true", help="also estimate the whole paper FCN sweep")
+    parser.add_argument("--sample-epochs", type=int, default=20)
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dtype = getattr(torch, args.dtype)
+    if args.quick:
+        res = compare(256, 32, 4, args.epochs or 40, 500, dtype, args.device, args.skip_loop)
+    else:
+        res = compare(1024, 128, 10, args.epochs or 1000, 500, dtype, args.device, args.skip_loop)
+    if args.estimate_sweep:
+        res.update(estimate_sweep(5 if args.quick else args.sample_epochs, dtype, args.device))
+    print(json.dumps(res, indent=1))
+    if "speedup" in res:
+        print(f"batched {res['batched_s']:.1f} s, loop {res['loop_s']:.1f} s, ratio {res['speedup']:.2f}x, "
+              f"max |NC1 diff| {res['max_abs_nc1_diff']:.2e}")
+    return res
+
+
+if __name__ == "__main__":
+    main()
