@@ -27,9 +27,11 @@ from .two_layer import (
 )
 
 from .adaptive import AdaptiveKernelResult, EoSConvergenceError, adaptive_kernel, adaptive_kernel_gradient, default_schedule, eos_label_matrix, eos_residual, eos_update, solve_adaptive_kernel
+from .agop import MLP, TrainedMLP, matrix_correlation, mlp_layer_analysis, model_agop, nfa_correlation, train_mlp
 from .datasets import class_balanced_subset, load_digits, load_image_folder, load_npz  # noqa: E501
 from .empirical_ntk import BlockMeans, InvariantStats, MLPClassifier, ProbedTraining, TwoLayerNTKNet, block_means, empirical_ntk, feature_ntk, invariant_stats, kernel_alignment, output_ntk, train_with_ntk_probes  # noqa: E501
 from .ntk_collapse import BlockKernel, BlockState, BlockTrajectory, CollapseMetrics, block_flow_rhs, collapse_metrics, init_block_state, invariant, loss_components, nc2_etf_distance, nc3_self_duality, simulate_block_flow  # noqa: E501
+from .rfm import DeepRFMResult, KRRModel, deep_rfm, gaussian_kernel, kernel_agop, krr_fit, laplace_kernel, mahalanobis_kernel, mahalanobis_sq_distances, nc2_from_features, psd_sqrt, random_features
 from .sweeps import SweepGrid, execute_run, grid_points, harvest_glue, load_grid, read_results, run_key, run_sweep
 from .training import NetworkParams, TrainingConfig, TrainingResult, batched_feature_nc1, hidden_features, init_networks, log_epochs, terminal_phase, train_networks, train_networks_loop, trained_network_grid
 
