@@ -63,6 +63,28 @@ def compare(N, d0, draws, epochs, width, dtype, device, skip_loop=False):
     return out
 
 
+def gemm_bound(N, d0, draws, epochs, width, dtype, device, reps=20):
+    """Seconds that the two large GEMMs of an epoch alone take over ``epochs`` (forward Z = [X, 1] [W, b]^T and
+    the weight gradient), on the trainer's padded shapes: no trainer on this device can beat it."""
+    K = d0 + 1 + ((-(d0 + 1)) % 8 if d0 + 1 > 8 else 0)
+    X = torch.randn(draws, N, K, dtype=dtype, device=device)
+    W = torch.randn(draws, width, K, dtype=dtype, device=device)
+    P = torch.randn(draws, N, width, dtype=dtype, device=device)
+    Z, G = torch.empty_like(P), torch.zeros(draws, K, width, dtype=dtype, device=device)
+
+    def epoch():
+        torch.bmm(X, W.transpose(1, 2), out=Z)
+        G.baddbmm_(X.transpose(1, 2), P)
+
+    epoch()
+    _sync(device)
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        epoch()
+    _sync(device)
+    return (time.perf_counter() - t0) / reps * epochs
+
+
 def estimate_sweep(sample_epochs, dtype, device, width=500, draws=10, epochs=1000):
     balanced = [[n // 2, n // 2] for n in (128, 256, 512, 1024)]
     imbalanced = [[1024, 1024], [768, 1280], [512, 1536], [256, 1792]]
@@ -101,12 +123,18 @@ def main(argv=None):
         res = compare(256, 32, 4, args.epochs or 40, 500, dtype, args.device, args.skip_loop)
     else:
         res = compare(1024, 128, 10, args.epochs or 1000, 500, dtype, args.device, args.skip_loop)
+    cell = res["cell"]
+    bound = gemm_bound(cell["N"], cell["d0"], cell["draws"], cell["epochs"], cell["width"], dtype, args.device)
+    res["gemm_bound_s"] = round(bound, 2)
+    res["batched_over_bound"] = round(res["batched_s"] / bound, 2)
     if args.estimate_sweep:
         res.update(estimate_sweep(5 if args.quick else args.sample_epochs, dtype, args.device))
     print(json.dumps(res, indent=1))
     if "speedup" in res:
         print(f"batched {res['batched_s']:.1f} s, loop {res['loop_s']:.1f} s, ratio {res['speedup']:.2f}x, "
               f"max |NC1 diff| {res['max_abs_nc1_diff']:.2e}")
+    print(f"GEMM-only bound {res['gemm_bound_s']:.1f} s: batched at {res['batched_over_bound']:.2f}x of it"
+          + (f", loop at {res['loop_s'] / res['gemm_bound_s']:.2f}x" if "loop_s" in res else ""))
     return res
 
 
