@@ -136,6 +136,7 @@ def main(argv=None):
     p.add_argument("--grid", action="store_true", help="also run the balanced and imbalanced grids (ours only)")
     p.add_argument("--no-compare", action="store_true", help="skip the head-to-head solve (with --grid)")
     p.add_argument("--grid-max-N", type=int, default=2048, help="skip grid cells with more samples")
+    p.add_argument("--grid-part", choices=["all", "balanced", "imbalanced"], default="all", help="which grid (with --grid)")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -157,7 +158,8 @@ def main(argv=None):
         d0s = [1, 2, 8, 32, 128] if not args.quick else [1, 8]
         balanced = [[n // 2, n // 2] for n in ([128, 256, 512, 1024] if not args.quick else [64, 128])]
         imbalanced = [[1024, 1024], [768, 1280], [512, 1536], [256, 1792]] if not args.quick else [[32, 96]]
-        cells = [s for s in balanced + imbalanced if sum(s) <= args.grid_max_N]
+        parts = {"all": balanced + imbalanced, "balanced": balanced, "imbalanced": imbalanced}
+        cells = [s for s in parts[args.grid_part] if sum(s) <= args.grid_max_N]
         for lt in args.label_terms:
             grid(cells, d0s, width=args.width, noise_var=args.noise_var, tol=args.tol, label_term=lt)
 

@@ -80,7 +80,7 @@ def run_chapter(chapter, output, parameters: dict | None = None, *, kernel_name:
     with tempfile.TemporaryDirectory() as tmp:
         source = pathlib.Path(tmp) / f"{chapter.stem}.ipynb"
         nbformat.write(nb, source)
-        partial = output.with_name(f".{output.name}.partial")
+        partial = output.with_name(f".{output.stem}.partial{output.suffix}")
         try:
             papermill.execute_notebook(
                 str(source),

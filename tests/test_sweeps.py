@@ -114,7 +114,7 @@ def test_sweep_resumes_records_failures_and_harvests(chapter, tmp_path, monkeypa
     first = pd.read_csv(out / "results.csv")  # complete and parseable after the interruption
     assert list(first["x"]) == [1] and list(first["status"]) == ["ok"]
     assert _log(log) == [1]
-    assert not list(out.rglob(".*.tmp")) and not list(out.rglob("*.partial"))
+    assert not list(out.rglob(".*.tmp")) and not list(out.rglob("*.partial*"))
 
     monkeypatch.setattr(sweeps, "execute_run", real)
     frame = sweeps.run_sweep(chapter, grid, out, progress=False)
