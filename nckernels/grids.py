@@ -16,7 +16,7 @@ from .collapse import NC1Result, nc1_from_block_sums, nc1_from_features, nc1_fro
 from .data import gaussian_classes
 from .reference import erf_derivative_as_coded_from_preactivation
 from .two_layer import _family_from_preactivation, _scales
-from .validation import check_labels, check_matrix, check_nonnegative
+from .validation import check_grid, check_labels, check_matrix, check_nonnegative
 
 __all__ = ["two_layer_family_nc1", "cell_seed", "kernel_nc1_grid", "summarize_grid"]
 
@@ -109,12 +109,7 @@ def kernel_nc1_grid(
         A long DataFrame, one row per (split, d0, draw, kernel) with columns N, split, n_min, d0,
         draw, kernel, nc1, log10_nc1, trace_within, trace_between, nc1_pinv (data only), status, error.
     """
-    if not isinstance(draws, int) or draws < 1:
-        raise ValueError(f"draws must be a positive integer, got {draws!r}")
-    if not d0s:
-        raise ValueError("d0s must list at least one input dimension")
-    if not splits:
-        raise ValueError("splits must list at least one class-size split")
+    check_grid(splits, d0s, draws)
     cells = [(tuple(int(n) for n in s), int(d0), r) for s in splits for d0 in d0s for r in range(draws)]
     rows = []
     bar = None

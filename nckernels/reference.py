@@ -12,8 +12,8 @@ import torch
 
 from .collapse import NC1Result, class_block_sums
 from .duals import erf_dual
-from .two_layer import _pair, _preactivation, _scales
-from .validation import check_labels, check_matrix, check_nonnegative
+from .two_layer import _preactivation, _scales
+from .validation import check_labels, check_matrix, check_nonnegative, check_pair
 
 __all__ = ["erf_derivative_kernel_as_coded", "erf_derivative_as_coded_from_preactivation", "erf_ntk_as_coded", "nc1_from_kernel_balanced_formula"]
 
@@ -25,7 +25,7 @@ def erf_derivative_kernel_as_coded(X, Z=None, *, sigma_w: float = 1.0, sigma_b: 
     reference takes the dot product of the two diagonal vectors, s = sum_i (1 + 2 K1_ii)(1 + 2 K1_ii),
     which is about N times larger, so the derivative term all but vanishes.
     """
-    X, Z, same = _pair(X, Z)
+    X, Z, same = check_pair(X, Z)
     sigma_w, sigma_b = _scales(sigma_w, sigma_b)
     K1, vx, vz = _preactivation(X, Z, same, sigma_w, sigma_b)
     return erf_derivative_as_coded_from_preactivation(K1, vx, vz)
@@ -41,7 +41,7 @@ def erf_derivative_as_coded_from_preactivation(K1: torch.Tensor, vx: torch.Tenso
 
 def erf_ntk_as_coded(X, Z=None, *, sigma_w: float = 1.0, sigma_b: float = 0.0, sigma_a: float = 1.0) -> torch.Tensor:
     """sigma_a^2 (K_phi + K1 * Kdot_as_coded): the reference's erf "NTK" (nearly the NNGP)."""
-    X, Z, same = _pair(X, Z)
+    X, Z, same = check_pair(X, Z)
     sw, sb = _scales(sigma_w, sigma_b)
     sigma_a = check_nonnegative(sigma_a, "sigma_a")
     K1, vx, vz = _preactivation(X, Z, same, sw, sb)

@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 
 from .collapse import nc1_from_features
-from .validation import check_choice, check_labels, check_matrix, check_nonnegative, check_positive
+from .validation import check_choice, check_labels, check_matrix, check_nonnegative, check_pair, check_positive
 
 __all__ = [
     "KERNELS",
@@ -61,23 +61,13 @@ def _check_M(M, d: int, like: torch.Tensor) -> torch.Tensor | None:
     return M.to(like.dtype)
 
 
-def _pair(X, Z):
-    X = check_matrix(X, "X")
-    if Z is None:
-        return X, X, True
-    Z = check_matrix(Z, "Z", columns=X.shape[1])
-    if Z.device != X.device:
-        raise ValueError(f"Z is on {Z.device} but X is on {X.device}; put both on one device")
-    dtype = torch.promote_types(X.dtype, Z.dtype)
-    return X.to(dtype), Z.to(dtype), False
-
 
 def mahalanobis_sq_distances(X, Z=None, *, M=None) -> torch.Tensor:
     """D_ij = (x_i - z_j)^T M (x_i - z_j), clipped at 0; X (n, d), Z (m, d), M (d, d) or None (= I) -> (n, m).
 
     With Z = None the result is exactly symmetric with an exactly zero diagonal.
     """
-    X, Z, same = _pair(X, Z)
+    X, Z, same = check_pair(X, Z)
     M = _check_M(M, X.shape[1], X)
     XM = X if M is None else X @ M  # (n, d) @ (d, d) -> (n, d)
     ZM = XM if same else (Z if M is None else Z @ M)  # (m, d)

@@ -27,7 +27,7 @@ import torch
 
 from .collapse import BETWEEN_WEIGHTS
 from .duals import get_activation
-from .validation import check_choice, check_finite, check_labels, check_nonnegative, check_positive
+from .validation import check_choice, check_finite, check_grid, check_labels, check_nonnegative, check_positive
 
 __all__ = [
     "TrainingConfig",
@@ -471,12 +471,7 @@ def trained_network_grid(
     from .grids import cell_seed
     from .two_layer import nngp, ntk
 
-    if not isinstance(draws, int) or draws < 1:
-        raise ValueError(f"draws must be a positive integer, got {draws!r}")
-    if not d0s:
-        raise ValueError("d0s must list at least one input dimension")
-    if not splits:
-        raise ValueError("splits must list at least one class-size split")
+    check_grid(splits, d0s, draws)
     if kernels is None:
         kw = dict(activation=config.activation, sigma_w=config.sigma_w, sigma_b=config.sigma_b)
         kernels = {f"NNGP {config.activation}": lambda d: nngp(d.X, **kw),

@@ -14,7 +14,7 @@ from typing import NamedTuple
 import torch
 
 from .duals import Activation, get_activation
-from .validation import check_matrix, check_nonnegative
+from .validation import check_matrix, check_nonnegative, check_pair
 
 __all__ = [
     "preactivation_kernel",
@@ -27,17 +27,6 @@ __all__ = [
     "finite_width_kernels",
 ]
 
-
-def _pair(X, Z):
-    """Validate (X, Z); returns (X, Z, same) with Z = X when Z is None."""
-    X = check_matrix(X, "X")
-    if Z is None or Z is X:
-        return X, X, True
-    Z = check_matrix(Z, "Z", columns=X.shape[1])
-    if Z.device != X.device:
-        raise ValueError(f"Z is on {Z.device} but X is on {X.device}; put both on one device")
-    dtype = torch.promote_types(X.dtype, Z.dtype)
-    return X.to(dtype), Z.to(dtype), False
 
 
 def _scales(sigma_w, sigma_b):
@@ -59,13 +48,13 @@ def _preactivation(X, Z, same, sigma_w, sigma_b):
 
 def preactivation_kernel(X, Z=None, *, sigma_w: float = 1.0, sigma_b: float = 0.0) -> torch.Tensor:
     """K1(x, z) = sigma_b^2 + (sigma_w^2 / d0) x.z; X (n, d0), Z (m, d0) -> (n, m)."""
-    X, Z, same = _pair(X, Z)
+    X, Z, same = check_pair(X, Z)
     sigma_w, sigma_b = _scales(sigma_w, sigma_b)
     return _preactivation(X, Z, same, sigma_w, sigma_b)[0]
 
 
 def _kernels(X, Z, activation, sigma_w, sigma_b, which):
-    X, Z, same = _pair(X, Z)
+    X, Z, same = check_pair(X, Z)
     sigma_w, sigma_b = _scales(sigma_w, sigma_b)
     act: Activation = get_activation(activation)
     K1, vx, vz = _preactivation(X, Z, same, sigma_w, sigma_b)
@@ -130,7 +119,7 @@ def two_layer_kernels(
     Each entry equals the corresponding :func:`nngp` / :func:`ntk` of X with Z = None (exactly
     symmetric, (N, N)); computing K1 and its diagonal once makes a grid of kernels about twice as fast.
     """
-    X, Z, same = _pair(X, None)
+    X, Z, same = check_pair(X, None)
     sigma_w, sigma_b = _scales(sigma_w, sigma_b)
     sigma_a = check_nonnegative(sigma_a, "sigma_a")
     K1, vx, _ = _preactivation(X, Z, same, sigma_w, sigma_b)
@@ -208,7 +197,7 @@ def finite_width_kernels(
     so the standard error of each entry is the sample standard deviation over units / sqrt(h).
     Units are processed in chunks so memory stays O(n m chunk).
     """
-    X, Z, same = _pair(X, Z)
+    X, Z, same = check_pair(X, Z)
     if not isinstance(width, int) or width < 2:
         raise ValueError(f"width must be an integer >= 2, got {width!r}")
     sigma_w, sigma_b = _scales(sigma_w, sigma_b)

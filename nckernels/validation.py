@@ -13,6 +13,8 @@ __all__ = [
     "check_positive",
     "check_labels",
     "check_choice",
+    "check_pair",
+    "check_grid",
 ]
 
 
@@ -110,3 +112,25 @@ def check_labels(labels, n: int, name: str = "labels", *, device=None):
         raise ValueError(f"{name} must contain at least two classes, got {classes.numel()}")
     sizes = torch.bincount(index, minlength=classes.numel())
     return index, sizes
+
+
+def check_pair(X, Z):
+    """Validate the two inputs of a kernel: returns (X, Z, same), with Z = X and same = True when Z is None or X."""
+    X = check_matrix(X, "X")
+    if Z is None or Z is X:
+        return X, X, True
+    Z = check_matrix(Z, "Z", columns=X.shape[1])
+    if Z.device != X.device:
+        raise ValueError(f"Z is on {Z.device} but X is on {X.device}; put both on one device")
+    dtype = torch.promote_types(X.dtype, Z.dtype)
+    return X.to(dtype), Z.to(dtype), False
+
+
+def check_grid(splits, d0s, draws) -> None:
+    """Validate a (class-size splits x input dimensions x draws) grid of the book's sweeps."""
+    if not isinstance(draws, int) or draws < 1:
+        raise ValueError(f"draws must be a positive integer, got {draws!r}")
+    if not d0s:
+        raise ValueError("d0s must list at least one input dimension")
+    if not splits:
+        raise ValueError("splits must list at least one class-size split")

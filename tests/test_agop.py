@@ -9,13 +9,7 @@ from nckernels import agop
 from nckernels.rfm import psd_sqrt
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small problems: one torch thread (oversubscribed BLAS threads on shared cores are far slower)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_model_agop_of_linear_and_quadratic_maps():

@@ -19,13 +19,7 @@ from nckernels.ntk_collapse import (
 )
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one thread is faster and keeps the shared CPU free; restored afterwards."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 KERNEL = BlockKernel(1.0, 0.6, 0.2, num_classes=3, per_class=4)

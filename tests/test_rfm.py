@@ -9,13 +9,7 @@ from nckernels import rfm
 from nckernels.agop import model_agop
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small problems: one torch thread (oversubscribed BLAS threads on shared cores are far slower)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _data(n=12, d=5, seed=0):

@@ -8,7 +8,6 @@ import pytest
 from nckernels import sweeps
 from nckernels.__main__ import main
 
-pytestmark = pytest.mark.filterwarnings("ignore:The specified file:UserWarning")
 
 CHAPTER = '''---
 jupytext:

@@ -28,13 +28,7 @@ def _data(sizes=(20, 30), d=5, seed=0, reps=2, dtype=torch.float64, device=None)
     return X, L
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny problems: one intra-op thread avoids thread contention on a shared machine (restored after)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 SMALL = TrainingConfig(width=24, epochs=40, lr=0.02, record_epochs=(0, 5, 40))
