@@ -1,4 +1,4 @@
-"""Shared test utilities: dtype tolerances and Monte Carlo comparisons."""
+"""Shared test utilities: dtype tolerances, Monte Carlo comparisons, the header of a toy MyST chapter."""
 from __future__ import annotations
 
 import torch
@@ -15,3 +15,17 @@ def assert_mc_close(estimate, standard_error, exact, *, z: float = 5.0, floor: f
     bound = z * standard_error + floor
     worst = (err / bound).max().item()
     assert worst <= 1.0, f"Monte Carlo disagrees: worst |err|/bound = {worst:.2f}"
+
+
+# Front matter of a MyST text notebook (jupytext); toy chapters in the tests start with it.
+MYST_HEADER = """---
+jupytext:
+  text_representation:
+    extension: .md
+    format_name: myst
+kernelspec:
+  name: python3
+  display_name: Python 3
+  language: python
+---
+"""

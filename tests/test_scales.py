@@ -6,22 +6,13 @@ import sys
 
 import pytest
 
+from helpers import MYST_HEADER
 from nckernels.scales import SCALES, parameterized_notebook, read_chapter, scale_parameters
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CHAPTERS = sorted(p for p in (ROOT / "book").glob("[0-9][0-9]_*.md"))
 
-TOY = """---
-jupytext:
-  text_representation:
-    extension: .md
-    format_name: myst
-kernelspec:
-  name: python3
-  display_name: Python 3
-  language: python
----
-
+TOY = MYST_HEADER + """
 # Toy
 
 ```{code-cell} ipython3

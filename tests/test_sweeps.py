@@ -5,21 +5,12 @@ import nbformat
 import pandas as pd
 import pytest
 
+from helpers import MYST_HEADER
 from nckernels import sweeps
 from nckernels.__main__ import main
 
 
-CHAPTER = '''---
-jupytext:
-  text_representation:
-    extension: .md
-    format_name: myst
-kernelspec:
-  name: python3
-  display_name: Python 3
-  language: python
----
-
+CHAPTER = MYST_HEADER + '''
 # A tiny chapter
 
 ```{code-cell} ipython3
