@@ -27,6 +27,7 @@ import torch
 
 from .collapse import BETWEEN_WEIGHTS
 from .duals import get_activation
+from .fused import compiled_hidden_and_slope, warn_fallback
 from .validation import check_choice, check_finite, check_grid, check_labels, check_nonnegative, check_positive
 
 __all__ = [
@@ -126,7 +127,8 @@ class NetworkParams:
 class TrainingResult:
     """``history``: one row per (repeat, recorded epoch) with loss, accuracy, NC1 and its traces.
 
-    ``params``: the final parameters; ``seeds``: each repeat's seed; ``seconds``: wall time of training.
+    ``params``: the final parameters; ``seeds``: each repeat's seed; ``seconds``: wall time of training;
+    ``step``: "fused" (the compiled step of :mod:`nckernels.fused`) or "eager".
     """
 
     history: pd.DataFrame
@@ -134,6 +136,7 @@ class TrainingResult:
     config: TrainingConfig
     seeds: tuple[int, ...]
     seconds: float = field(default=0.0)
+    step: str = field(default="eager")
 
     def final(self) -> pd.DataFrame:
         """The rows of the last recorded epoch, one per repeat."""
@@ -259,8 +262,28 @@ def _bar(progress, total, desc):
     return tqdm(total=total, desc=desc, unit="epoch")
 
 
+FUSED_AUTO_MIN_WORK = 2e9  # fused="auto" compiles when R * N * width * epochs reaches this (CPU only)
+
+
+def _resolve_fused(fused, X, R, N, config, act) -> bool:
+    if not (fused is True or fused is False or (isinstance(fused, str) and fused == "auto")):
+        raise ValueError(f"fused must be True, False or 'auto', got {fused!r}")
+    if fused is True:
+        if X.device.type != "cpu":
+            raise ValueError(f"fused=True is the CPU step (torch.compile with Inductor's C++ backend); the data "
+                             f"are on {X.device.type}: pass fused=False or 'auto'")
+        if act.name not in ("erf", "relu"):
+            raise ValueError(f"fused=True supports the activations 'erf' and 'relu', got {act.name!r}")
+        return True
+    if fused is False:
+        return False
+    return (X.device.type == "cpu" and act.name in ("erf", "relu")
+            and R * N * config.width * config.epochs >= FUSED_AUTO_MIN_WORK)
+
+
 def train_networks(X, labels, seeds: Sequence[int], config: TrainingConfig = TrainingConfig(), *,
-                   block_elements: int | None | str = "auto", progress: bool = False) -> TrainingResult:
+                   block_elements: int | None | str = "auto", fused: bool | str = "auto",
+                   progress: bool = False) -> TrainingResult:
     r"""Train R two-layer networks at once by full-batch gradient descent (batched matmuls, manual gradients).
 
     Args:
@@ -272,10 +295,17 @@ def train_networks(X, labels, seeds: Sequence[int], config: TrainingConfig = Tra
         block_elements: each epoch runs over row blocks of about this many (R, rows, h) activation
             entries (cache-sized blocks; None: all rows at once; "auto": 2**20 on a CPU, None on
             an accelerator). The result does not depend on it beyond rounding.
+        fused: True runs each row block as one function compiled by ``torch.compile``
+            (:mod:`nckernels.fused`: the elementwise passes fused into one loop and, in float32, erf
+            computed from the exp(-Z^2) its derivative needs, within 2e-7 of torch.erf); CPU only, needs a
+            C++ compiler, costs a few seconds of compilation once per process and shape family. False: the
+            eager step. "auto" (default): True on a CPU when R * N * width * epochs >= 2e9 (where it pays for
+            its compilation), falling back to the eager step with a warning if compilation fails.
 
     Returns:
         :class:`TrainingResult`; ``history`` has columns repeat, seed, epoch, loss, accuracy, nc1,
-        nc1_pinv, trace_within, trace_between (hidden features H = phi(W x + b) at that epoch).
+        nc1_pinv, trace_within, trace_between (hidden features H = phi(W x + b) at that epoch, always with
+        torch's exact activation); ``step`` says which step ran ("fused" or "eager").
     """
     if not isinstance(config, TrainingConfig):
         raise ValueError(f"config must be a TrainingConfig, got {type(config).__name__}")
@@ -290,6 +320,8 @@ def train_networks(X, labels, seeds: Sequence[int], config: TrainingConfig = Tra
     p = init_networks(seeds, d0, k, config, like=X)
     act = get_activation(config.activation)
     lr, wd, mom = config.lr, config.weight_decay, config.momentum
+    use_fused = _resolve_fused(fused, X, R, N, config, act)
+    fast_erf = X.dtype == torch.float32
     # The hidden bias rides along as a last input column: Z = [X, 1] [W, b]^T, and the gradient of
     # [W, b] is one batched matmul (no separate bias passes over the (R, N, h) activations).
     # Zero columns pad the inner dimension to a multiple of 8 (aligned GEMMs); their weights get zero
@@ -304,6 +336,7 @@ def train_networks(X, labels, seeds: Sequence[int], config: TrainingConfig = Tra
     rows: list[dict] = []
     scale = 2.0 / (N * k)
     erf_fast = act.name == "erf"
+    const = 2.0 / math.sqrt(math.pi) if erf_fast else 1.0  # phi'(Z) = const * P
     if isinstance(block_elements, str):
         if block_elements != "auto":
             raise ValueError(f"block_elements must be a positive integer, None or 'auto', got {block_elements!r}")
@@ -312,6 +345,27 @@ def train_networks(X, labels, seeds: Sequence[int], config: TrainingConfig = Tra
         raise ValueError(f"block_elements must be a positive integer, None or 'auto', got {block_elements!r}")
     rows_per_block = N if block_elements is None else max(1, min(N, block_elements // (R * config.width)))
     blocks = [slice(s, min(N, s + rows_per_block)) for s in range(0, N, rows_per_block)]
+    X1b, Tb = X1, T  # what the blocks read: X1 and T, or for the fused step zero-padded copies
+    if use_fused:
+        # Equal blocks, so that the compiled step sees one shape (one compilation, cached across
+        # processes): zero rows pad N to a multiple of the block height; their dL/df is set to zero below.
+        rows_per_block = -(-N // len(blocks))
+        padded = rows_per_block * len(blocks) - N
+        X1b = torch.cat([X1, X1.new_zeros(R, padded, X1.shape[2])], dim=1)
+        Tb = torch.cat([T, T.new_zeros(R, padded, k)], dim=1)
+        fused_blocks = [slice(s, s + rows_per_block) for s in range(0, N + padded, rows_per_block)]
+        fused_step = compiled_hidden_and_slope()
+        try:  # compile now, on the first block (Inductor caches the result on disk)
+            fused_step(X1b[:, fused_blocks[0]], Wb.transpose(1, 2).contiguous(), a.transpose(1, 2).contiguous(),
+                       act.name, fast_erf)
+        except Exception as exc:  # no C++ compiler, unsupported platform: the eager step
+            if fused is True:
+                raise
+            warn_fallback(exc)
+            use_fused = False
+            X1b, Tb = X1, T
+        else:
+            blocks = fused_blocks
     buffers: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def scratch(n):  # reused activation buffers, one pair per block height (no allocation per epoch)
@@ -338,30 +392,40 @@ def train_networks(X, labels, seeds: Sequence[int], config: TrainingConfig = Tra
             g_b2 = torch.zeros_like(b2)
             WbT = Wb.transpose(1, 2)
             aT = a.transpose(1, 2)  # (R, k, h)
+            if use_fused:  # the compiled step reads W and a along h: contiguous copies (small)
+                WbT, aT = WbT.contiguous(), aT.contiguous()
             # Row blocks keep the (R, rows, h) activations in cache between the passes over them; the
             # gradients are sums over samples, accumulated block by block.
             for sl in blocks:
-                Xb = X1[:, sl]  # (R, n_b, d0 + 1)
-                Zbuf, Hbuf = scratch(sl.stop - sl.start)
-                Z = torch.bmm(Xb, WbT, out=Zbuf)  # (R, n_b, d0+1) @ (R, d0+1, h) -> (R, n_b, h)
-                H = torch.erf(Z, out=Hbuf) if erf_fast else act.phi(Z)
-                fT = torch.bmm(aT, H.transpose(1, 2))  # (R, k, h) @ (R, h, n_b) -> (R, k, n_b)
-                g_fT = fT.add_(b2[:, :, None]).sub_(T[:, sl].transpose(1, 2)).mul_(scale)  # dL/df, (R, k, n_b)
+                Xb = X1b[:, sl]  # (R, n_b, d0 + 1)
+                if use_fused:  # Z, phi(Z), phi'(Z)/const and H a in one compiled pass (nckernels.fused)
+                    H, P, f = fused_step(Xb, WbT, aT, act.name, fast_erf)
+                    fT = f.transpose(1, 2)
+                else:
+                    Zbuf, Hbuf = scratch(sl.stop - sl.start)
+                    Z = torch.bmm(Xb, WbT, out=Zbuf)  # (R, n_b, d0+1) @ (R, d0+1, h) -> (R, n_b, h)
+                    H = torch.erf(Z, out=Hbuf) if erf_fast else act.phi(Z)
+                    fT = torch.bmm(aT, H.transpose(1, 2))  # (R, k, h) @ (R, h, n_b) -> (R, k, n_b)
+                g_fT = fT.add_(b2[:, :, None]).sub_(Tb[:, sl].transpose(1, 2)).mul_(scale)  # dL/df, (R, k, n_b)
+                if sl.stop > N:  # zero rows padding the fused step's last block: no loss, no gradient
+                    g_fT[:, :, N - sl.start :] = 0
                 g_aT.baddbmm_(g_fT, H)  # (R, k, n_b) @ (R, n_b, h)
                 if config.readout_bias:
                     g_b2.add_(g_fT.sum(2))
                 del H
-                if erf_fast:  # phi'(Z) = (2/sqrt(pi)) exp(-Z^2) in place; the constant goes on the small side
-                    P, const = Z.square_().neg_().exp_(), 2.0 / math.sqrt(math.pi)
-                else:
-                    P, const = act.phi_prime(Z), 1.0
+                if not use_fused:
+                    if erf_fast:  # phi'(Z) = (2/sqrt(pi)) exp(-Z^2) in place; the constant goes on the small side
+                        P = Z.square_().neg_().exp_()
+                    else:
+                        P = act.phi_prime(Z)
+                    del Z
                 if k == 1:
                     # dL/dZ = P * (g_f a^T), so dL/d[W,b] = a * ((g_f [X, 1])^T P)^T: g_f a^T is never formed
                     g_WbT.baddbmm_((Xb * (const * g_fT.transpose(1, 2))).transpose(1, 2), P)  # (R, d0+1, n_b) @ (R, n_b, h)
                 else:
                     g_Z = torch.bmm(g_fT.transpose(1, 2), aT).mul_(P).mul_(const)  # (R, n_b, k) @ (R, k, h)
                     g_WbT.baddbmm_(Xb.transpose(1, 2), g_Z)  # (R, d0+1, n_b) @ (R, n_b, h)
-                del Z, P
+                del P
             g_Wb, g_a = g_WbT.transpose(1, 2), g_aT.transpose(1, 2)
             if k == 1:
                 g_Wb.mul_(a)  # a (R, h, 1) scales each hidden unit's row
@@ -377,7 +441,8 @@ def train_networks(X, labels, seeds: Sequence[int], config: TrainingConfig = Tra
         bar.close()
     W, b = Wb[..., :d0].contiguous(), Wb[..., d0].contiguous()
     seconds = time.perf_counter() - start
-    return TrainingResult(pd.DataFrame(rows), NetworkParams(W, b, a, b2), config, seeds, seconds)
+    return TrainingResult(pd.DataFrame(rows), NetworkParams(W, b, a, b2), config, seeds, seconds,
+                          step="fused" if use_fused else "eager")
 
 
 def train_networks_loop(X, labels, seeds: Sequence[int], config: TrainingConfig = TrainingConfig(), *,

@@ -1,0 +1,140 @@
+r"""A fused training step for CPUs: one compiled pass per row block, erf and its derivative from one exponential.
+
+On a CPU the elementwise work of an erf network's epoch (erf(Z), then exp(-Z^2) for the derivative, each
+a separate pass over the (R, rows, h) activations) costs more than the GEMMs when d0 is small. Here
+:func:`hidden_and_slope` makes a row block's pre-activations, features and slopes in one loop compiled by
+``torch.compile`` (Inductor); the GEMMs and GEMVs of the gradient stay with the BLAS.
+
+The erf is evaluated from the exponential that its derivative needs anyway:
+
+    erf(x) = sign(x) (1 - exp(-x^2) t Q(|x|)),   t = 1/(1 + p |x|),   p = 0.45,
+
+with Q a polynomial of degree 6 in t fitted here (:func:`fit_erf_approximation`: weighted least squares
+iterated towards the minimax fit, against scipy's erfcx(x)/t = erfc(x) exp(x^2)/t on [0, 12], weighted by the
+absolute error it makes in erf). In float64 arithmetic the approximation is within
+:data:`ERF_ABS_ERROR` (1e-9) of erf; float32 evaluation adds rounding, and the result is within 4e-7 of
+erf (torch.erf: 6e-8), about 6 float32 ulps near 1 and far below the rounding of the float32 GEMMs it
+feeds. It is used for float32 only; other dtypes use ``torch.erf``. Abramowitz and Stegun's 7.1.26 is the
+same form with degree 5 (error 1.5e-7).
+"""
+from __future__ import annotations
+
+import warnings
+
+import torch
+
+__all__ = [
+    "ERF_TAIL_P",
+    "ERF_Q",
+    "ERF_ABS_ERROR",
+    "ERF_FLOAT32_ABS_ERROR",
+    "fit_erf_approximation",
+    "erf_and_gaussian",
+    "erf_approximation_error",
+    "hidden_and_slope",
+    "compiled_hidden_and_slope",
+]
+
+ERF_TAIL_P = 0.45
+# Produced by fit_erf_approximation() with its defaults; tests/test_fused.py refits and compares.
+ERF_Q = (0.25899060180499545, 0.20100231407051672, 0.46019325327903826, -0.3758411281021911,
+         0.8572040560488275, -0.4941225113804319, 0.09257341533989308)
+ERF_ABS_ERROR = 1.1e-9  # bound on max |approximation - erf| in float64 arithmetic (tested)
+ERF_FLOAT32_ABS_ERROR = 4e-7  # bound on the same in float32 arithmetic (tested)
+
+def fit_erf_approximation(degree: int = 6, p: float = ERF_TAIL_P, sweeps: int = 30) -> dict:
+    """Fit the polynomial Q of :func:`erf_and_gaussian` (float64, scipy's erfcx as the truth).
+
+    Returns ``{"q": coefficients in ascending powers of t, "abs_error": max |approximation - erf|}`` on the
+    fitting grid. The fit is least squares with weights multiplied by the current error after every sweep
+    (Lawson's iteration), which moves it towards the minimax fit.
+    """
+    import numpy as np
+    from scipy.special import erfcx
+
+    for value, name in ((degree, "degree"), (sweeps, "sweeps")):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if not p > 0:
+        raise ValueError(f"p must be positive, got {p!r}")
+    x = np.concatenate([np.linspace(0.0, 4.0, 40001), np.linspace(4.0, 12.0, 2001)])
+    t = 1.0 / (1.0 + p * x)
+    V = np.vander(t, degree + 1, increasing=True)
+    target = erfcx(x) / t  # Q(t) exactly: erfc(x) = exp(-x^2) t Q
+    scale = np.exp(-x * x) * t  # an error dQ makes an erf error scale * dQ
+    w = np.ones(len(x))
+    for _ in range(sweeps):
+        sw = scale * np.sqrt(w)
+        q, *_ = np.linalg.lstsq(V * sw[:, None], target * sw, rcond=None)
+        err = np.abs(scale * (V @ q - target))
+        w = w * err / err.max() + 1e-300
+        w /= w.sum()
+    return {"q": tuple(q.tolist()), "abs_error": float(err.max())}
+
+def _horner(x: torch.Tensor, coefficients) -> torch.Tensor:
+    out = x * coefficients[-1] + coefficients[-2]
+    for c in reversed(coefficients[:-2]):
+        out = out * x + c
+    return out
+
+def erf_and_gaussian(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(erf(z), exp(-z^2)) with the erf built from the exponential (module docstring); elementwise torch ops."""
+    gauss = torch.exp(-z * z)
+    t = 1.0 / (1.0 + ERF_TAIL_P * z.abs())
+    return torch.copysign(1.0 - gauss * t * _horner(t, ERF_Q), z), gauss
+
+def erf_approximation_error(dtype: torch.dtype = torch.float32, points: int = 1_000_001) -> dict:
+    """Largest |error| on [-7, 7] of :func:`erf_and_gaussian`'s erf and of ``torch.erf``, both evaluated in
+    ``dtype``, against scipy's float64 erf: ``{"fused": ..., "torch": ...}``."""
+    from scipy.special import erf
+
+    if dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
+    if not isinstance(points, int) or isinstance(points, bool) or points < 2:
+        raise ValueError(f"points must be an integer >= 2, got {points!r}")
+    z = torch.linspace(-7.0, 7.0, points, dtype=torch.float64)
+    truth = torch.from_numpy(erf(z.numpy()))
+    zd = z.to(dtype)
+    return {"fused": float((erf_and_gaussian(zd)[0].double() - truth).abs().max()),
+            "torch": float((torch.erf(zd).double() - truth).abs().max())}
+
+
+def hidden_and_slope(Xb: torch.Tensor, WbT: torch.Tensor, aT: torch.Tensor, activation: str, fast_erf: bool):
+    r"""A row block's features H = phi(Z), slopes phi'(Z) / c and readout H a (no bias), Z = Xb WbT.
+
+    Xb (R, n, K) inputs with the bias column, WbT (R, K, h), aT (R, k, h) readout weights; returns
+    (H (R, n, h), slope (R, n, h), f (R, n, k)). For erf, c = 2/sqrt(pi) and the slope is
+    exp(-Z^2); for relu, c = 1 and the slope is 1[Z > 0]. With K <= 4 the few outer products that make Z
+    are elementwise work and fuse with the rest (no GEMM call, no Z in memory). ``fast_erf``: use
+    :func:`erf_and_gaussian` (float32) instead of torch.erf.
+    """
+    K = Xb.shape[2]
+    if K <= 4:
+        Z = Xb[:, :, 0, None] * WbT[:, None, 0, :]
+        for j in range(1, K):
+            Z = Z + Xb[:, :, j, None] * WbT[:, None, j, :]
+    else:
+        Z = torch.bmm(Xb, WbT)  # (R, n, h)
+    if activation == "erf":
+        H, S = erf_and_gaussian(Z) if fast_erf else (torch.erf(Z), torch.exp(-Z * Z))
+    elif activation == "relu":
+        H, S = torch.relu(Z), (Z > 0).to(Z.dtype)
+    else:
+        raise ValueError(f"activation must be 'erf' or 'relu', got {activation!r}")
+    # k = 1: the readout is a row reduction fused with the loop above (one pass less over H)
+    f = (H * aT).sum(2, keepdim=True) if aT.shape[1] == 1 else torch.bmm(H, aT.transpose(1, 2))
+    return H, S, f
+
+_COMPILED = None
+
+def compiled_hidden_and_slope():
+    """:func:`hidden_and_slope` through ``torch.compile`` (built once per process; Inductor caches on disk)."""
+    global _COMPILED
+    if _COMPILED is None:
+        _COMPILED = torch.compile(hidden_and_slope, dynamic=None)
+    return _COMPILED
+
+def warn_fallback(exc: BaseException) -> None:
+    warnings.warn(f"torch.compile could not build the fused training step ({type(exc).__name__}: "
+                  f"{str(exc).splitlines()[0] if str(exc) else ''}); training with the eager step instead. "
+                  "Pass fused=False to silence this.", RuntimeWarning, stacklevel=3)
