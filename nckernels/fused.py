@@ -99,22 +99,23 @@ def erf_approximation_error(dtype: torch.dtype = torch.float32, points: int = 1_
             "torch": float((torch.erf(zd).double() - truth).abs().max())}
 
 
-def hidden_and_slope(Xb: torch.Tensor, WbT: torch.Tensor, aT: torch.Tensor, activation: str, fast_erf: bool):
-    r"""A row block's features H = phi(Z), slopes phi'(Z) / c and readout H a (no bias), Z = Xb WbT.
+def hidden_and_slope(X: torch.Tensor, WT: torch.Tensor, b: torch.Tensor, aT: torch.Tensor, activation: str,
+                     fast_erf: bool):
+    r"""A row block's features H = phi(Z), slopes phi'(Z) / c and read-out H a (no bias), Z = X W^T + b.
 
-    Xb (R, n, K) inputs with the bias column, WbT (R, K, h), aT (R, k, h) readout weights; returns
-    (H (R, n, h), slope (R, n, h), f (R, n, k)). For erf, c = 2/sqrt(pi) and the slope is
-    exp(-Z^2); for relu, c = 1 and the slope is 1[Z > 0]. With K <= 4 the few outer products that make Z
-    are elementwise work and fuse with the rest (no GEMM call, no Z in memory). ``fast_erf``: use
-    :func:`erf_and_gaussian` (float32) instead of torch.erf.
+    X (R, n, d0) inputs, WT (R, d0, h), b (R, 1, h), aT (R, k, h) read-out weights; returns
+    (H (R, n, h), slope (R, n, h), f (R, n, k)). For erf, c = 2/sqrt(pi) and the slope is exp(-Z^2);
+    for relu, c = 1 and the slope is 1[Z > 0]. The bias is added in the elementwise loop, so the GEMM has
+    inner dimension d0 exactly; with d0 <= 3 the few outer products that make Z are elementwise work too
+    (no GEMM call, no Z in memory). ``fast_erf``: use :func:`erf_and_gaussian` (float32) instead of torch.erf.
     """
-    K = Xb.shape[2]
-    if K <= 4:
-        Z = Xb[:, :, 0, None] * WbT[:, None, 0, :]
-        for j in range(1, K):
-            Z = Z + Xb[:, :, j, None] * WbT[:, None, j, :]
+    d0 = X.shape[2]
+    if d0 <= 3:
+        Z = b + X[:, :, 0, None] * WT[:, None, 0, :]
+        for j in range(1, d0):
+            Z = Z + X[:, :, j, None] * WT[:, None, j, :]
     else:
-        Z = torch.bmm(Xb, WbT)  # (R, n, h)
+        Z = torch.baddbmm(b, X, WT)  # (R, n, h)
     if activation == "erf":
         H, S = erf_and_gaussian(Z) if fast_erf else (torch.erf(Z), torch.exp(-Z * Z))
     elif activation == "relu":
@@ -125,7 +126,9 @@ def hidden_and_slope(Xb: torch.Tensor, WbT: torch.Tensor, aT: torch.Tensor, acti
     f = (H * aT).sum(2, keepdim=True) if aT.shape[1] == 1 else torch.bmm(H, aT.transpose(1, 2))
     return H, S, f
 
+
 _COMPILED = None
+
 
 def compiled_hidden_and_slope():
     """:func:`hidden_and_slope` through ``torch.compile`` (built once per process; Inductor caches on disk)."""

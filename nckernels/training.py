@@ -356,8 +356,9 @@ def train_networks(X, labels, seeds: Sequence[int], config: TrainingConfig = Tra
         fused_blocks = [slice(s, s + rows_per_block) for s in range(0, N + padded, rows_per_block)]
         fused_step = compiled_hidden_and_slope()
         try:  # compile now, on the first block (Inductor caches the result on disk)
-            fused_step(X1b[:, fused_blocks[0]], Wb.transpose(1, 2).contiguous(), a.transpose(1, 2).contiguous(),
-                       act.name, fast_erf)
+            WbT = Wb.transpose(1, 2).contiguous()
+            fused_step(X1b[:, fused_blocks[0], :d0], WbT[:, :d0], WbT[:, d0 : d0 + 1],
+                       a.transpose(1, 2).contiguous(), act.name, fast_erf)
         except Exception as exc:  # no C++ compiler, unsupported platform: the eager step
             if fused is True:
                 raise
@@ -399,8 +400,9 @@ def train_networks(X, labels, seeds: Sequence[int], config: TrainingConfig = Tra
             for sl in blocks:
                 Xb = X1b[:, sl]  # (R, n_b, d0 + 1)
                 if use_fused:  # Z, phi(Z), phi'(Z)/const and H a in one compiled pass (nckernels.fused)
-                    H, P, f = fused_step(Xb, WbT, aT, act.name, fast_erf)
+                    H, P, f = fused_step(Xb[..., :d0], WbT[:, :d0], WbT[:, d0 : d0 + 1], aT, act.name, fast_erf)
                     fT = f.transpose(1, 2)
+                    Xb = Xb[..., : d0 + 1]  # the gradient's GEMM: inputs and bias column, without the padding
                 else:
                     Zbuf, Hbuf = scratch(sl.stop - sl.start)
                     Z = torch.bmm(Xb, WbT, out=Zbuf)  # (R, n_b, d0+1) @ (R, d0+1, h) -> (R, n_b, h)
@@ -419,12 +421,13 @@ def train_networks(X, labels, seeds: Sequence[int], config: TrainingConfig = Tra
                     else:
                         P = act.phi_prime(Z)
                     del Z
+                gWb = g_WbT[:, : Xb.shape[2]]  # (R, K, h): without the zero padding's rows under the fused step
                 if k == 1:
                     # dL/dZ = P * (g_f a^T), so dL/d[W,b] = a * ((g_f [X, 1])^T P)^T: g_f a^T is never formed
-                    g_WbT.baddbmm_((Xb * (const * g_fT.transpose(1, 2))).transpose(1, 2), P)  # (R, d0+1, n_b) @ (R, n_b, h)
+                    gWb.baddbmm_((Xb * (const * g_fT.transpose(1, 2))).transpose(1, 2), P)  # (R, d0+1, n_b) @ (R, n_b, h)
                 else:
                     g_Z = torch.bmm(g_fT.transpose(1, 2), aT).mul_(P).mul_(const)  # (R, n_b, k) @ (R, k, h)
-                    g_WbT.baddbmm_(Xb.transpose(1, 2), g_Z)  # (R, d0+1, n_b) @ (R, n_b, h)
+                    gWb.baddbmm_(Xb.transpose(1, 2), g_Z)  # (R, d0+1, n_b) @ (R, n_b, h)
                 del P
             g_Wb, g_a = g_WbT.transpose(1, 2), g_aT.transpose(1, 2)
             if k == 1:

@@ -79,23 +79,24 @@ def test_refit_reproduces_the_stored_coefficients():
         fit_erf_approximation(p=-1.0)
 
 
-@pytest.mark.parametrize("K", [2, 9])
+@pytest.mark.parametrize("d0", [2, 9])  # Z by outer products, and by a GEMM
 @pytest.mark.parametrize("activation", ["erf", "relu"])
-def test_hidden_and_slope_matches_the_definitions(K, activation):
-    gen = torch.Generator().manual_seed(K)
-    Xb = torch.randn(3, 7, K, generator=gen, dtype=torch.float64)
-    WbT = torch.randn(3, K, 11, generator=gen, dtype=torch.float64)
+def test_hidden_and_slope_matches_the_definitions(d0, activation):
+    gen = torch.Generator().manual_seed(d0)
+    X = torch.randn(3, 7, d0, generator=gen, dtype=torch.float64)
+    WT = torch.randn(3, d0, 11, generator=gen, dtype=torch.float64)
+    b = torch.randn(3, 1, 11, generator=gen, dtype=torch.float64)
+    Z = X @ WT + b
+    act = nk.get_activation(activation)
+    const = 2 / math.sqrt(math.pi) if activation == "erf" else 1.0
     for k in (1, 3):
         aT = torch.randn(3, k, 11, generator=gen, dtype=torch.float64)
-        H, S, f = hidden_and_slope(Xb, WbT, aT, activation, fast_erf=False)
-        torch.testing.assert_close(f, H @ aT.transpose(1, 2))
-    Z = Xb @ WbT
-    act = nk.get_activation(activation)
-    torch.testing.assert_close(H, act.phi(Z))
-    const = 2 / math.sqrt(math.pi) if activation == "erf" else 1.0
-    torch.testing.assert_close(const * S, act.phi_prime(Z))
+        H, S, f = hidden_and_slope(X, WT, b, aT, activation, fast_erf=False)
+        torch.testing.assert_close(H, act.phi(Z))
+        torch.testing.assert_close(const * S, act.phi_prime(Z))
+        torch.testing.assert_close(f, act.phi(Z) @ aT.transpose(1, 2))
     with pytest.raises(ValueError, match="activation"):
-        hidden_and_slope(Xb, WbT, aT, "tanh", fast_erf=False)
+        hidden_and_slope(X, WT, b, aT, "tanh", fast_erf=False)
 
 
 def _data(N=(40, 40), d0=1, R=3, dtype=torch.float32, classes=None):
