@@ -85,16 +85,15 @@ def compare(N, d0, draws, epochs, width, dtype, device, skip_loop=False):
 
 
 def gemm_bound(N, d0, draws, epochs, width, dtype, device, reps=20):
-    """Seconds that the two large GEMMs of an epoch alone take over ``epochs`` (forward Z = [X, 1] [W, b]^T and
-    the weight gradient), on the trainer's padded shapes: no trainer on this device can beat it."""
-    K = d0 + 1 + ((-(d0 + 1)) % 8 if d0 + 1 > 8 else 0)
-    X = torch.randn(draws, N, K, dtype=dtype, device=device)
-    W = torch.randn(draws, width, K, dtype=dtype, device=device)
+    """Seconds that the two large GEMMs of an epoch alone take over ``epochs``: the forward Z = X W^T (inner
+    dimension d0) and the gradient of [W, b], [X, 1]^T P (d0 + 1 rows), at full N: any trainer does them."""
+    X = torch.randn(draws, N, d0 + 1, dtype=dtype, device=device)
+    W = torch.randn(draws, width, d0, dtype=dtype, device=device)
     P = torch.randn(draws, N, width, dtype=dtype, device=device)
-    Z, G = torch.empty_like(P), torch.zeros(draws, K, width, dtype=dtype, device=device)
+    Z, G = torch.empty_like(P), torch.zeros(draws, d0 + 1, width, dtype=dtype, device=device)
 
     def epoch():
-        torch.bmm(X, W.transpose(1, 2), out=Z)
+        torch.bmm(X[..., :d0], W.transpose(1, 2), out=Z)
         G.baddbmm_(X.transpose(1, 2), P)
 
     epoch()
@@ -106,10 +105,11 @@ def gemm_bound(N, d0, draws, epochs, width, dtype, device, reps=20):
     return (time.perf_counter() - t0) / reps * epochs
 
 
-def estimate_sweep(sample_epochs, dtype, device, width=500, draws=10, epochs=1000):
-    """Seconds the paper FCN sweep's training takes: each cell timed over ``sample_epochs`` epochs (after a
-    one-epoch warm-up that compiles the fused step where the full run would use it), scaled to ``epochs``;
-    the warm-ups (compilation, first touch) are reported separately and added once per cell."""
+def estimate_sweep(sample_epochs, dtype, device, width=500, draws=10, epochs=1000, verbose=True):
+    """Seconds the paper FCN sweep's training takes: each cell's time per epoch from runs of ``sample_epochs``
+    and twice as many epochs (after a one-epoch warm-up that compiles the fused step where the full run would
+    use it), times ``epochs``, plus the fixed cost of a call, two NC1 recordings and the warm-up (compilation
+    on a cold cache, first touch; also reported in total as ``warmups_s``)."""
     balanced = [[n // 2, n // 2] for n in (128, 256, 512, 1024)]
     imbalanced = [[1024, 1024], [768, 1280], [512, 1536], [256, 1792]]
     total, per, warm_total = 0.0, {}, 0.0
@@ -118,10 +118,21 @@ def estimate_sweep(sample_epochs, dtype, device, width=500, draws=10, epochs=100
         for split in splits:
             for d0 in (1, 2, 8, 32, 128):
                 X, labels, seeds = cell_data(split, d0, draws, dtype, device)
-                cfg = TrainingConfig(width=width, epochs=sample_epochs, record_epochs=(sample_epochs,))
+                # Per-epoch time from two sampled runs (s and 2s epochs, recording nothing), so that a call's fixed
+                # cost is not scaled up with the epochs; a full run pays that cost once and records twice
+                # (epochs 0 and 1000), timed apart.
                 fused = would_fuse(draws, sum(split), width, epochs, device)
-                _, seconds, warm = _timed_training(X, labels, seeds, cfg, device, fused)
-                part += seconds * epochs / sample_epochs + warm
+                t = {}
+                for n in (sample_epochs, 2 * sample_epochs):
+                    cfg = TrainingConfig(width=width, epochs=n, record_epochs=())
+                    _, t[n], warm = _timed_training(X, labels, seeds, cfg, device, fused)
+                per_epoch = (t[2 * sample_epochs] - t[sample_epochs]) / sample_epochs
+                fixed = max(0.0, t[sample_epochs] - sample_epochs * per_epoch)
+                _, record, _ = _timed_training(X, labels, seeds, TrainingConfig(width=width, epochs=0), device, fused)
+                part += fixed + epochs * per_epoch + 2 * record + warm
+                if verbose:
+                    print(f"  {name} {split} d0={d0}: {per_epoch * 1e3:.1f} ms/epoch, fixed {fixed:.2f} s, "
+                          f"record {record:.2f} s, warm-up {warm:.2f} s", flush=True)
                 warm_total += warm
         per[name] = round(part, 1)
         total += part

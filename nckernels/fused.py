@@ -19,6 +19,7 @@ same form with degree 5 (error 1.5e-7).
 """
 from __future__ import annotations
 
+import types
 import warnings
 
 import torch
@@ -127,15 +128,27 @@ def hidden_and_slope(X: torch.Tensor, WT: torch.Tensor, b: torch.Tensor, aT: tor
     return H, S, f
 
 
-_COMPILED = None
+_COMPILED: dict = {}
 
 
-def compiled_hidden_and_slope():
-    """:func:`hidden_and_slope` through ``torch.compile`` (built once per process; Inductor caches on disk)."""
-    global _COMPILED
-    if _COMPILED is None:
-        _COMPILED = torch.compile(hidden_and_slope, dynamic=None)
-    return _COMPILED
+def compiled_hidden_and_slope(key: tuple = ()):
+    """:func:`hidden_and_slope` through ``torch.compile``, one compiled function per ``key``.
+
+    Dynamo caches compiled graphs per code object and gives up recompiling a function after a few shapes
+    or constants (``recompile_limit``), falling back to running it uncompiled. The trainer therefore asks
+    for one function per kind of call (d0 <= 3 or a GEMM, activation, fast erf, one output or several,
+    dtype, device): each key gets its own copy of the code object and so its own cache, and within a key
+    only the sizes vary (static first, then dynamic shapes: at most two compilations). Inductor also
+    caches on disk, across processes.
+    """
+    if key not in _COMPILED:
+        base = hidden_and_slope
+        code = base.__code__.replace(co_name=f"hidden_and_slope_{len(_COMPILED)}")
+        fn = types.FunctionType(code, base.__globals__, code.co_name, base.__defaults__, base.__closure__)
+        fn.__doc__, fn.__qualname__ = base.__doc__, code.co_name
+        _COMPILED[key] = torch.compile(fn, dynamic=None)
+    return _COMPILED[key]
+
 
 def warn_fallback(exc: BaseException) -> None:
     warnings.warn(f"torch.compile could not build the fused training step ({type(exc).__name__}: "

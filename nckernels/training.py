@@ -354,7 +354,8 @@ def train_networks(X, labels, seeds: Sequence[int], config: TrainingConfig = Tra
         X1b = torch.cat([X1, X1.new_zeros(R, padded, X1.shape[2])], dim=1)
         Tb = torch.cat([T, T.new_zeros(R, padded, k)], dim=1)
         fused_blocks = [slice(s, s + rows_per_block) for s in range(0, N + padded, rows_per_block)]
-        fused_step = compiled_hidden_and_slope()
+        fused_step = compiled_hidden_and_slope(
+            (min(d0, 4), act.name, fast_erf, k == 1, X.dtype, X.device.type))  # d0 <= 3: no GEMM (fused.py)
         try:  # compile now, on the first block (Inductor caches the result on disk)
             WbT = Wb.transpose(1, 2).contiguous()
             fused_step(X1b[:, fused_blocks[0], :d0], WbT[:, :d0], WbT[:, d0 : d0 + 1],

@@ -99,6 +99,21 @@ def test_hidden_and_slope_matches_the_definitions(d0, activation):
         hidden_and_slope(X, WT, b, aT, "tanh", fast_erf=False)
 
 
+def test_each_kind_of_call_gets_its_own_compiled_function_and_dynamo_cache():
+    # Dynamo caches per code object and stops recompiling one after recompile_limit shapes/constants,
+    # running it uncompiled from then on; separate code objects keep each kind of call under that limit.
+    from nckernels.fused import compiled_hidden_and_slope
+
+    a = compiled_hidden_and_slope(("test", 1))
+    b = compiled_hidden_and_slope(("test", 2))
+    assert compiled_hidden_and_slope(("test", 1)) is a and a is not b
+    code_a, code_b = (f._torchdynamo_orig_callable.__code__ for f in (a, b))
+    assert code_a is not code_b and code_a.co_code == code_b.co_code
+    X, WT, bias, aT = torch.randn(2, 5, 2), torch.randn(2, 2, 4), torch.randn(2, 1, 4), torch.randn(2, 1, 4)
+    torch.testing.assert_close(a._torchdynamo_orig_callable(X, WT, bias, aT, "erf", False)[0],
+                               torch.erf(X @ WT + bias))
+
+
 def _data(N=(40, 40), d0=1, R=3, dtype=torch.float32, classes=None):
     gen = torch.Generator().manual_seed(d0)
     sizes = list(N) if classes is None else [N[0]] * classes
@@ -150,7 +165,7 @@ def test_fused_auto_picks_by_size_and_bad_values_raise():
 
 
 def test_failed_compilation_falls_back_under_auto_and_raises_when_asked(monkeypatch):
-    def broken():
+    def broken(key=()):
         def step(*args):
             raise RuntimeError("no C++ compiler")
         return step
