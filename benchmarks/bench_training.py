@@ -9,7 +9,9 @@ the script prints both wall times, their ratio and the largest difference in fin
     python benchmarks/bench_training.py --estimate-sweep   # also time the whole paper FCN sweep by sampling
 
 ``--estimate-sweep`` trains every cell of the balanced and imbalanced paper grids (10 draws each) for
-``--sample-epochs`` epochs with the batched trainer and scales to 1000 epochs.
+``--sample-epochs`` and twice as many epochs with the batched trainer (the step that a full run picks),
+and adds up each cell's time per epoch times 1000 plus its fixed costs; ``--estimate-eager`` makes the
+same estimate with the eager step everywhere (the fused step's baseline).
 """
 from __future__ import annotations
 
@@ -105,7 +107,7 @@ def gemm_bound(N, d0, draws, epochs, width, dtype, device, reps=20):
     return (time.perf_counter() - t0) / reps * epochs
 
 
-def estimate_sweep(sample_epochs, dtype, device, width=500, draws=10, epochs=1000, verbose=True):
+def estimate_sweep(sample_epochs, dtype, device, width=500, draws=10, epochs=1000, verbose=True, eager=False):
     """Seconds the paper FCN sweep's training takes: each cell's time per epoch from runs of ``sample_epochs``
     and twice as many epochs (after a one-epoch warm-up that compiles the fused step where the full run would
     use it), times ``epochs``, plus the fixed cost of a call, two NC1 recordings and the warm-up (compilation
@@ -121,7 +123,7 @@ def estimate_sweep(sample_epochs, dtype, device, width=500, draws=10, epochs=100
                 # Per-epoch time from two sampled runs (s and 2s epochs, recording nothing), so that a call's fixed
                 # cost is not scaled up with the epochs; a full run pays that cost once and records twice
                 # (epochs 0 and 1000), timed apart.
-                fused = would_fuse(draws, sum(split), width, epochs, device)
+                fused = not eager and would_fuse(draws, sum(split), width, epochs, device)
                 t = {}
                 for n in (sample_epochs, 2 * sample_epochs):
                     cfg = TrainingConfig(width=width, epochs=n, record_epochs=())
@@ -150,6 +152,8 @@ def main(argv=None):
     parser.add_argument("--skip-loop", action="store_true", help="time the batched trainer only")
     parser.add_argument("--estimate-sweep", action="store_true", help="also estimate the whole paper FCN sweep")
     parser.add_argument("--sample-epochs", type=int, default=20)
+    parser.add_argument("--estimate-eager", action="store_true",
+                        help="estimate the sweep with the eager step everywhere (the fused step's baseline)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -163,7 +167,9 @@ def main(argv=None):
     res["gemm_bound_s"] = round(bound, 2)
     res["batched_over_bound"] = round(res["batched_s"] / bound, 2)
     if args.estimate_sweep:
-        res.update(estimate_sweep(5 if args.quick else args.sample_epochs, dtype, args.device))
+        res.update(estimate_sweep(5 if args.quick else args.sample_epochs, dtype, args.device,
+                                  eager=args.estimate_eager))
+        res["estimate_step"] = "eager" if args.estimate_eager else "auto"
     print(json.dumps(res, indent=1))
     if "speedup" in res:
         print(f"batched ({res['batched_step']} step) {res['batched_s']:.1f} s, loop {res['loop_s']:.1f} s, "
