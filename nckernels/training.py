@@ -297,8 +297,8 @@ def train_networks(X, labels, seeds: Sequence[int], config: TrainingConfig = Tra
             an accelerator). The result does not depend on it beyond rounding.
         fused: True runs each row block as one function compiled by ``torch.compile``
             (:mod:`nckernels.fused`: the elementwise passes fused into one loop and, in float32, erf
-            computed from the exp(-Z^2) its derivative needs, within 2e-7 of torch.erf); CPU only, needs a
-            C++ compiler, costs a few seconds of compilation once per process and shape family. False: the
+            computed from the exp(-Z^2) its derivative needs, within 4e-7 of erf); CPU only, needs a
+            C++ compiler, costs a few seconds of compilation once per kind of call (cached on disk). False: the
             eager step. "auto" (default): True on a CPU when R * N * width * epochs >= 2e9 (where it pays for
             its compilation), falling back to the eager step with a warning if compilation fails.
 
