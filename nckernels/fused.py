@@ -7,7 +7,7 @@ a separate pass over the (R, rows, h) activations) costs more than the GEMMs whe
 
 The erf is evaluated from the exponential that its derivative needs anyway:
 
-    erf(x) = sign(x) (1 - exp(-x^2) t Q(|x|)),   t = 1/(1 + p |x|),   p = 0.45,
+    erf(x) = sign(x) (1 - exp(-x^2) t Q(t)),   t = 1/(1 + p |x|),   p = 0.45,
 
 with Q a polynomial of degree 6 in t fitted here (:func:`fit_erf_approximation`: weighted least squares
 iterated towards the minimax fit, against scipy's erfcx(x)/t = erfc(x) exp(x^2)/t on [0, 12], weighted by the
@@ -43,6 +43,7 @@ ERF_Q = (0.25899060180499545, 0.20100231407051672, 0.46019325327903826, -0.37584
 ERF_ABS_ERROR = 1.1e-9  # bound on max |approximation - erf| in float64 arithmetic (tested)
 ERF_FLOAT32_ABS_ERROR = 4e-7  # bound on the same in float32 arithmetic (tested)
 
+
 def fit_erf_approximation(degree: int = 6, p: float = ERF_TAIL_P, sweeps: int = 30) -> dict:
     """Fit the polynomial Q of :func:`erf_and_gaussian` (float64, scipy's erfcx as the truth).
 
@@ -72,17 +73,20 @@ def fit_erf_approximation(degree: int = 6, p: float = ERF_TAIL_P, sweeps: int = 
         w /= w.sum()
     return {"q": tuple(q.tolist()), "abs_error": float(err.max())}
 
+
 def _horner(x: torch.Tensor, coefficients) -> torch.Tensor:
     out = x * coefficients[-1] + coefficients[-2]
     for c in reversed(coefficients[:-2]):
         out = out * x + c
     return out
 
+
 def erf_and_gaussian(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(erf(z), exp(-z^2)) with the erf built from the exponential (module docstring); elementwise torch ops."""
     gauss = torch.exp(-z * z)
     t = 1.0 / (1.0 + ERF_TAIL_P * z.abs())
     return torch.copysign(1.0 - gauss * t * _horner(t, ERF_Q), z), gauss
+
 
 def erf_approximation_error(dtype: torch.dtype = torch.float32, points: int = 1_000_001) -> dict:
     """Largest |error| on [-7, 7] of :func:`erf_and_gaussian`'s erf and of ``torch.erf``, both evaluated in
