@@ -1,38 +1,42 @@
 """nckernels: kernel analysis of neural collapse (NC1) in shallow networks.
 
-Every formula the book uses lives in this package; each function's docstring names the chapter that
-derives it.
-"""
-from .collapse import BETWEEN_WEIGHTS, NC1Result, class_block_sums, nc1_from_features, nc1_from_kernel
-from .data import ClassData, gaussian_classes
-from .duals import (
-    ACTIVATIONS,
-    Activation,
-    erf_dual,
-    erf_dual_derivative,
-    get_activation,
-    relu_angle,
-    relu_dual,
-    relu_dual_derivative,
-)
-from .two_layer import (
-    FiniteWidthKernels,
-    derivative_kernel,
-    finite_width_kernels,
-    nngp,
-    ntk,
-    preactivation_kernel,
-    two_layer_features,
-    two_layer_kernels,
-)
+Every formula the book uses lives in this package; each function's docstring names the book equation or
+chapter that derives it. The folders are layers, and data flows one way (a module imports only from the
+layers before it)::
 
-from .adaptive import AdaptiveKernelResult, EoSConvergenceError, adaptive_kernel, adaptive_kernel_gradient, default_schedule, eos_label_matrix, eos_residual, eos_update, solve_adaptive_kernel
-from .agop import MLP, TrainedMLP, matrix_correlation, mlp_layer_analysis, model_agop, nfa_correlation, train_mlp
-from .datasets import class_balanced_subset, load_digits, load_image_folder, load_npz  # noqa: E501
-from .empirical_ntk import BlockMeans, InvariantStats, MLPClassifier, ProbedTraining, TwoLayerNTKNet, block_means, empirical_ntk, feature_ntk, invariant_stats, kernel_alignment, output_ntk, train_with_ntk_probes  # noqa: E501
-from .ntk_collapse import BlockKernel, BlockState, BlockTrajectory, CollapseMetrics, block_flow_rhs, collapse_metrics, init_block_state, invariant, loss_components, nc2_etf_distance, nc3_self_duality, simulate_block_flow  # noqa: E501
-from .rfm import DeepRFMResult, KRRModel, deep_rfm, gaussian_kernel, kernel_agop, krr_fit, laplace_kernel, mahalanobis_kernel, mahalanobis_sq_distances, nc2_from_features, psd_sqrt, random_features
-from .sweeps import SweepGrid, execute_run, grid_points, harvest_glue, load_grid, read_results, run_key, run_sweep
-from .training import NetworkParams, TrainingConfig, TrainingResult, batched_feature_nc1, hidden_features, init_networks, log_epochs, terminal_phase, train_networks, train_networks_loop, trained_network_grid
+    0 core         validation (argument checks), errors (the package's exceptions)
+    1 data         data/         synthetic Gaussian classes, bundled digits
+    2 metrics      metrics.py    NC1 (features, kernel, block sums, batched), NC2, NC3, alignment, NFA
+    3 kernels      kernels/      dual activations, NNGP/NTK, population limits, reference variants, empirical NTK
+    4 models       models/       finite networks and their solvers (training, EoS, block NTK flow, Deep RFM, MLPs)
+    5 experiments  experiments/  grids and seeds, sweeps, scales, results
+    6 figures      plotting.py   one figure style; plot functions (ax, data, *, ...)
+
+Metrics sit below kernels and models because they are pure functions of features or Gram matrices: a model
+monitors them while it trains, and a kernel's NC1 is a metric of its Gram matrix. The names below are the
+public API (``nckernels.X``); the old flat module paths (``nckernels.collapse``, ``nckernels.training``,
+...) remain importable as aliases of their new homes.
+"""
+import importlib as _importlib
+import sys as _sys
+
+from .errors import *  # noqa: F401,F403
+from .data import *  # noqa: F401,F403
+from .metrics import *  # noqa: F401,F403
+from .kernels import *  # noqa: F401,F403
+from .models import *  # noqa: F401,F403
+from .experiments import *  # noqa: F401,F403
 
 __version__ = "0.1.0"
+
+# Flat module paths of versions <= 0.1 -> their homes in the layered layout (kept so old notebooks import).
+_MOVED = {
+    "collapse": "metrics", "data": "data.synthetic", "datasets": "data.datasets", "duals": "kernels.duals",
+    "two_layer": "kernels.two_layer", "limits": "kernels.population", "reference": "kernels.reference",
+    "empirical_ntk": "kernels.empirical", "training": "models.training", "fused": "models.fused",
+    "adaptive": "models.adaptive", "ntk_collapse": "models.block_ntk", "rfm": "models.rfm", "agop": "models.agop",
+    "grids": "experiments.grids", "sweeps": "experiments.sweeps", "scales": "experiments.scales",
+}
+for _old, _new in _MOVED.items():
+    if _old != "data":  # nckernels.data is the data layer itself, which re-exports data.synthetic's names
+        _sys.modules.setdefault(f"{__name__}.{_old}", _importlib.import_module(f".{_new}", __name__))

@@ -11,7 +11,7 @@ import sys
 
 import yaml
 
-from .scales import SCALES, run_chapter, scale_parameters
+from .experiments.scales import SCALES, run_chapter, scale_parameters
 
 
 def _run(args) -> int:
@@ -25,7 +25,7 @@ def _run(args) -> int:
 
 
 def _sweep(args) -> int:
-    from .sweeps import run_sweep
+    from .experiments.sweeps import run_sweep
 
     frame = run_sweep(args.chapter, args.grid, args.out, workers=args.workers, scheduler=args.scheduler,
                       retry_failed=args.retry_failed, progress=not args.quiet)

@@ -21,8 +21,8 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .collapse import nc1_from_features
-from .validation import as_float_tensor, check_finite, check_labels, check_matrix, check_positive
+from ..metrics import nc1_from_features
+from ..validation import as_float_tensor, check_finite, check_labels, check_matrix, check_positive
 
 __all__ = [
     "BlockKernel",

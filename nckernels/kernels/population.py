@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from .duals import get_activation
-from .validation import check_nonnegative, check_positive, check_choice
+from ..validation import check_nonnegative, check_positive, check_choice
 
 __all__ = ["PopulationNC1", "nc1_from_class_expectations", "population_nc1_1d", "population_nc1_large_d0", "KERNEL_KINDS"]
 

@@ -14,7 +14,7 @@ from typing import NamedTuple
 import torch
 
 from .duals import Activation, get_activation
-from .validation import check_matrix, check_nonnegative, check_pair
+from ..validation import check_matrix, check_nonnegative, check_pair
 
 __all__ = [
     "preactivation_kernel",

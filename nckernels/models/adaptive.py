@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 import pandas as pd
 import torch
 
-from .collapse import nc1_from_features, nc1_from_kernel
-from .data import gaussian_classes
-from .two_layer import nngp
-from .validation import as_float_tensor, check_choice, check_finite, check_matrix, check_positive
+from ..metrics import nc1_from_features, nc1_from_kernel
+from ..data.synthetic import gaussian_classes
+from ..kernels.two_layer import nngp
+from ..validation import as_float_tensor, check_choice, check_finite, check_matrix, check_positive
 
 __all__ = [
     "LABEL_TERMS",
@@ -413,7 +413,7 @@ def solve_adaptive_kernel(
     if not math.isclose(schedule[-1], width, rel_tol=1e-12):
         raise ValueError(f"schedule must end at the width {width:g}, but its last value is {schedule[-1]:g}")
     if labels is not None:
-        from .validation import check_labels
+        from ..validation import check_labels
 
         labels = check_labels(labels, X.shape[0], device=X.device)[0]
     labels = _labels_of(y, labels)

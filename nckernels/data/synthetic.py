@@ -5,7 +5,7 @@ from typing import NamedTuple, Sequence
 
 import torch
 
-from .validation import as_float_tensor, check_finite, check_positive
+from ..validation import as_float_tensor, check_finite, check_positive
 
 __all__ = ["ClassData", "gaussian_classes"]
 

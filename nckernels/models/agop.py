@@ -19,9 +19,9 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .collapse import nc1_from_features
+from ..metrics import nc1_from_features
 from .rfm import psd_sqrt
-from .validation import check_labels, check_matrix, check_nonnegative, check_positive
+from ..validation import check_labels, check_matrix, check_nonnegative, check_positive
 
 __all__ = [
     "model_agop",

@@ -12,11 +12,11 @@ from typing import Callable, Mapping, Sequence
 import pandas as pd
 import torch
 
-from .collapse import NC1Result, nc1_from_block_sums, nc1_from_features, nc1_from_kernel
-from .data import gaussian_classes
-from .reference import erf_derivative_as_coded_from_preactivation
-from .two_layer import _family_from_preactivation, _scales
-from .validation import check_grid, check_labels, check_matrix, check_nonnegative
+from ..metrics import NC1Result, nc1_from_block_sums, nc1_from_features, nc1_from_kernel
+from ..data.synthetic import gaussian_classes
+from ..kernels.reference import erf_derivative_as_coded_from_preactivation
+from ..kernels.two_layer import _family_from_preactivation, _scales
+from ..validation import check_grid, check_labels, check_matrix, check_nonnegative
 
 __all__ = ["two_layer_family_nc1", "cell_seed", "kernel_nc1_grid", "summarize_grid"]
 

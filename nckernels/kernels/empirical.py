@@ -17,10 +17,10 @@ from torch import nn
 from torch.func import functional_call, jacfwd, jacrev, vmap
 from tqdm.auto import tqdm
 
-from .datasets import class_balanced_subset
+from ..data.datasets import class_balanced_subset
 from .duals import get_activation
-from .ntk_collapse import collapse_metrics
-from .validation import check_choice, check_labels, check_matrix, check_nonnegative, check_positive
+from ..models.block_ntk import collapse_metrics
+from ..validation import check_choice, check_labels, check_matrix, check_nonnegative, check_positive
 
 __all__ = [
     "empirical_ntk",

@@ -25,10 +25,10 @@ from typing import Callable, Mapping, Sequence
 import pandas as pd
 import torch
 
-from .collapse import BETWEEN_WEIGHTS
-from .duals import get_activation
+from ..metrics import BETWEEN_WEIGHTS
+from ..kernels.duals import get_activation
 from .fused import compiled_hidden_and_slope, warn_fallback
-from .validation import check_choice, check_finite, check_grid, check_labels, check_nonnegative, check_positive
+from ..validation import check_choice, check_finite, check_grid, check_labels, check_nonnegative, check_positive
 
 __all__ = [
     "TrainingConfig",
@@ -535,10 +535,10 @@ def trained_network_grid(
         the data), loss, accuracy (trained net), seconds, status ("ok", "failed", "skipped"), error.
         Failures are rows, never dropped.
     """
-    from .collapse import nc1_from_features, nc1_from_kernel
-    from .data import gaussian_classes
-    from .grids import cell_seed
-    from .two_layer import nngp, ntk
+    from ..metrics import nc1_from_features, nc1_from_kernel
+    from ..data.synthetic import gaussian_classes
+    from ..experiments.grids import cell_seed
+    from ..kernels.two_layer import nngp, ntk
 
     check_grid(splits, d0s, draws)
     if kernels is None:

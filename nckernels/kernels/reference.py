@@ -10,10 +10,10 @@ import math
 
 import torch
 
-from .collapse import NC1Result, class_block_sums
+from ..metrics import NC1Result, class_block_sums
 from .duals import erf_dual
 from .two_layer import _preactivation, _scales
-from .validation import check_labels, check_matrix, check_nonnegative, check_pair
+from ..validation import check_labels, check_matrix, check_nonnegative, check_pair
 
 __all__ = ["erf_derivative_kernel_as_coded", "erf_derivative_as_coded_from_preactivation", "erf_ntk_as_coded", "nc1_from_kernel_balanced_formula"]
 

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 import pandas as pd
 import torch
 
-from .collapse import nc1_from_features
-from .validation import check_choice, check_labels, check_matrix, check_nonnegative, check_pair, check_positive
+from ..metrics import nc1_from_features
+from ..validation import check_choice, check_labels, check_matrix, check_nonnegative, check_pair, check_positive
 
 __all__ = [
     "KERNELS",

@@ -19,7 +19,7 @@ from typing import Callable
 
 import torch
 
-from .validation import check_choice
+from ..validation import check_choice
 
 __all__ = [
     "Activation",

@@ -1,0 +1,17 @@
+"""Layer 3, kernels: dual activations, the NNGP and NTK of two-layer networks (closed forms and population
+limits), the reference code's variants, and the empirical NTK of any torch model.
+
+May import: :mod:`nckernels.validation`, :mod:`nckernels.data`, :mod:`nckernels.metrics`.
+"""
+from .duals import *  # noqa: F401,F403
+from .duals import __all__ as _duals
+from .empirical import *  # noqa: F401,F403
+from .empirical import __all__ as _empirical
+from .population import *  # noqa: F401,F403
+from .population import __all__ as _population
+from .reference import *  # noqa: F401,F403
+from .reference import __all__ as _reference
+from .two_layer import *  # noqa: F401,F403
+from .two_layer import __all__ as _two_layer
+
+__all__ = [*_duals, *_empirical, *_population, *_reference, *_two_layer]
