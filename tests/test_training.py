@@ -15,8 +15,8 @@ from nckernels.training import (
     terminal_phase,
     train_networks,
     train_networks_loop,
-    trained_network_grid,
 )
+from nckernels.experiments import trained_network_grid
 
 
 def _data(sizes=(20, 30), d=5, seed=0, reps=2, dtype=torch.float64, device=None):

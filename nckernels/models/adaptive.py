@@ -19,14 +19,12 @@ Everything is derived in book chapter ``05_adaptive_kernel``.
 from __future__ import annotations
 
 import math
-import zlib
 from dataclasses import dataclass, field
 
 import pandas as pd
 import torch
 
 from ..metrics import nc1_from_features, nc1_from_kernel
-from ..data.synthetic import gaussian_classes
 from ..kernels.two_layer import nngp
 from ..validation import as_float_tensor, check_choice, check_finite, check_matrix, check_positive
 
@@ -42,8 +40,6 @@ __all__ = [
     "EoSConvergenceError",
     "AdaptiveKernelResult",
     "solve_adaptive_kernel",
-    "adaptive_nc1_grid",
-    "eos_convergence_map",
 ]
 
 LABEL_TERMS = ("eos", "reference")
@@ -481,86 +477,3 @@ def _predict(path, eps):
     pred = S1 + (eps - e1) / (e1 - e0) * (S1 - S0)
     pred = 0.5 * (pred + pred.T)
     return pred if int(torch.linalg.cholesky_ex(pred)[1]) == 0 else S1
-
-
-# --------------------------------------------------------------------------------------------------
-# Sweeps: every cell is a row, failures included (status "failed" and their cause)
-# --------------------------------------------------------------------------------------------------
-
-
-def _seed(*parts) -> int:
-    return zlib.crc32(repr(parts).encode()) & 0x7FFFFFFF
-
-
-def _solve_row(X, y, labels, *, label_term, **solver):
-    """One solve as a dict: status, cause, residual, evaluations, NC1 of Q1 (nan when it failed)."""
-    res = solve_adaptive_kernel(X, y, label_term=label_term, labels=labels, strict=False, **solver)
-    last = res.history.iloc[-1]
-    return {
-        "label_term": label_term,
-        "status": "converged" if res.converged else "failed",
-        "cause": "" if res.converged else f"kappa={last.kappa:g}: {last.cause}",
-        "residual": res.residual,
-        "evaluations": res.evaluations,
-        "nc1": nc1_from_kernel(res.kernel, labels).nc1 if res.converged else math.nan,
-        "trace_sigma": float(res.Sigma.diagonal().sum()),
-    }, res
-
-
-def adaptive_nc1_grid(splits, d0s, draws: int, *, label_terms=LABEL_TERMS, width: float = 500,
-                      noise_var: float = 1e-6, sigma_w2: float = 1.0, sigma_a2: float = 1 / 128, seed: int = 0,
-                      progress: bool = False, **solver) -> pd.DataFrame:
-    """log10 NC1 of the data, the erf NNGP and the adaptive kernel (each label term) per (split, d0, draw).
-
-    Rows: split, N, d0, draw, kernel ("data", "NNGP", "adaptive (eos)", ...), status, cause, nc1,
-    log10 nc1, evaluations. A failed solve is a row with status "failed", its cause and nc1 = nan.
-    Data: two Gaussian classes (``gaussian_classes``, means -2, +2, std 0.5), one seed per cell.
-    """
-    if not isinstance(draws, int) or draws < 1:
-        raise ValueError(f"draws must be a positive integer, got {draws!r}")
-    cells = [(tuple(int(n) for n in split), int(d0), draw) for split in splits for d0 in d0s for draw in range(draws)]
-    if progress:
-        from tqdm.auto import tqdm
-
-        cells = tqdm(cells, desc="adaptive NC1 grid")
-    rows = []
-    for split, d0, draw in cells:
-        gen = torch.Generator().manual_seed(_seed(seed, split, d0, draw))
-        data = gaussian_classes(split, d0, generator=gen)
-        base = {"split": "/".join(map(str, split)), "N": sum(split), "minority": min(split) / sum(split),
-                "d0": d0, "draw": draw}
-        rows.append({**base, "kernel": "data", "status": "converged", "cause": "",
-                     "nc1": nc1_from_features(data.X, data.labels).nc1, "evaluations": 0})
-        K = nngp(data.X, sigma_w=math.sqrt(sigma_w2))
-        rows.append({**base, "kernel": "NNGP", "status": "converged", "cause": "",
-                     "nc1": nc1_from_kernel(K, data.labels).nc1, "evaluations": 0})
-        for lt in label_terms:
-            row, _ = _solve_row(data.X, data.y, data.labels, label_term=lt, width=width, noise_var=noise_var,
-                                sigma_w2=sigma_w2, sigma_a2=sigma_a2, **solver)
-            rows.append({**base, "kernel": f"adaptive ({lt})", **{k: row[k] for k in ("status", "cause", "nc1", "evaluations")}})
-    frame = pd.DataFrame(rows)
-    frame["log10 nc1"] = frame["nc1"].map(lambda v: math.log10(v) if v > 0 else math.nan)
-    return frame
-
-
-def eos_convergence_map(N: int, d0s, widths, noise_vars, *, label_terms=("eos",), sigma_w2: float = 1.0,
-                        sigma_a2: float = 1 / 128, seed: int = 0, progress: bool = False, **solver) -> pd.DataFrame:
-    """Solve the EoS on balanced two-class data for every (d0, width, noise_var, label term); one row each.
-
-    Rows: d0, width, noise_var, label_term, status ("converged" / "failed"), cause, residual,
-    evaluations, nc1 (of Q1; nan when failed), trace_sigma.
-    """
-    cells = [(int(d0), float(w), float(nv), lt) for d0 in d0s for w in widths for nv in noise_vars for lt in label_terms]
-    if progress:
-        from tqdm.auto import tqdm
-
-        cells = tqdm(cells, desc="EoS convergence map")
-    rows, data = [], {}
-    for d0, w, nv, lt in cells:
-        if d0 not in data:
-            data[d0] = gaussian_classes([N // 2, N - N // 2], d0, generator=torch.Generator().manual_seed(_seed(seed, N, d0)))
-        X, y, labels = data[d0]
-        row, _ = _solve_row(X, y, labels, label_term=lt, width=w, noise_var=nv, sigma_w2=sigma_w2,
-                            sigma_a2=sigma_a2, **solver)
-        rows.append({"d0": d0, "width": w, "noise_var": nv, **row})
-    return pd.DataFrame(rows)

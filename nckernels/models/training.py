@@ -28,7 +28,7 @@ import torch
 from ..metrics import BETWEEN_WEIGHTS
 from ..kernels.duals import get_activation
 from .fused import compiled_hidden_and_slope, warn_fallback
-from ..validation import check_choice, check_finite, check_grid, check_labels, check_nonnegative, check_positive
+from ..validation import check_choice, check_finite, check_labels, check_nonnegative, check_positive
 
 __all__ = [
     "TrainingConfig",
@@ -41,7 +41,6 @@ __all__ = [
     "train_networks_loop",
     "terminal_phase",
     "log_epochs",
-    "trained_network_grid",
 ]
 
 
@@ -499,115 +498,3 @@ def train_networks_loop(X, labels, seeds: Sequence[int], config: TrainingConfig 
     params = NetworkParams(*(torch.stack([f[i] for f in finals]) for i in range(4)))
     history = pd.DataFrame(rows).sort_values(["epoch", "repeat"], kind="stable").reset_index(drop=True)
     return TrainingResult(history, params, config, seeds, seconds)
-
-
-def trained_network_grid(
-    splits: Sequence[Sequence[int]],
-    d0s: Sequence[int],
-    draws: int,
-    config: TrainingConfig = TrainingConfig(),
-    *,
-    kernels: Mapping[str, Callable] | None = None,
-    kernel_draws: Mapping[str, int] | None = None,
-    means=(-2.0, 2.0),
-    std: float = 0.5,
-    seed: int = 0,
-    train_dtype: torch.dtype = torch.float64,
-    device=None,
-    progress: bool = False,
-) -> pd.DataFrame:
-    """NC1 of the data, of kernels and of trained nets' hidden features on the same draws, per grid cell.
-
-    The data of (split, d0, draw) is the draw of ``nckernels.grids.kernel_nc1_grid`` with the same seed
-    (chapter 4's data); the ``draws`` networks of a cell are trained as one batch in ``train_dtype``,
-    network seeds ``cell_seed(seed, split, d0, draw, "init")``.
-
-    Args:
-        splits, d0s, draws: class sizes per data set, input dimensions, draws per cell.
-        config: the training configuration (the net's NC1 is the last recorded epoch).
-        kernels: name -> function(ClassData) -> (N, N) kernel (or None: a "skipped" row); default
-            NNGP and NTK of ``config.activation`` with its sigma_w, sigma_b, sigma_a.
-        kernel_draws: name -> how many draws of each cell that kernel is evaluated on (default all).
-
-    Returns:
-        A long DataFrame, one row per (split, d0, draw, kernel) with columns N, split, n_min, d0, draw,
-        kernel ("data", each kernel, "trained net"), nc1, log10_nc1, relative (log10 NC1 - log10 NC1 of
-        the data), loss, accuracy (trained net), seconds, status ("ok", "failed", "skipped"), error.
-        Failures are rows, never dropped.
-    """
-    from ..metrics import nc1_from_features, nc1_from_kernel
-    from ..data.synthetic import gaussian_classes
-    from ..experiments.grids import cell_seed
-    from ..kernels.two_layer import nngp, ntk
-
-    check_grid(splits, d0s, draws)
-    if kernels is None:
-        kw = dict(activation=config.activation, sigma_w=config.sigma_w, sigma_b=config.sigma_b)
-        kernels = {f"NNGP {config.activation}": lambda d: nngp(d.X, **kw),
-                   f"NTK {config.activation}": lambda d: ntk(d.X, sigma_a=config.sigma_a, **kw)}
-    kernel_draws = dict(kernel_draws or {})
-    unknown = set(kernel_draws) - set(kernels)
-    if unknown:
-        raise ValueError(f"kernel_draws names unknown kernels {sorted(unknown)}")
-    cells = [(tuple(int(n) for n in s), int(d0)) for s in splits for d0 in d0s]
-    rows = []
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(cells), desc="trained-net grid", unit="cell")
-
-    def failed_row(base, name, exc):
-        return dict(base, kernel=name, nc1=math.nan, log10_nc1=math.nan, relative=math.nan, status="failed",
-                    error=f"{type(exc).__name__}: {exc}")
-
-    for split, d0 in cells:
-        datas = []
-        for draw in range(draws):
-            gen = torch.Generator().manual_seed(cell_seed(seed, split, d0, draw))
-            datas.append(gaussian_classes(split, d0, means=means, std=std, generator=gen, device=device))
-        bases = [{"N": sum(split), "split": "/".join(map(str, split)), "n_min": min(split), "d0": d0, "draw": r}
-                 for r in range(draws)]
-        data_log = []
-        for base, data in zip(bases, datas):
-            res = nc1_from_features(data.X, data.labels, between_weights=config.between_weights)
-            data_log.append(math.log10(res.nc1))
-            rows.append(dict(base, kernel="data", nc1=res.nc1, log10_nc1=data_log[-1], relative=0.0,
-                             nc1_pinv=res.nc1_pinv, status="ok", error=""))
-        for name, fn in kernels.items():
-            for draw, (base, data) in enumerate(zip(bases, datas)):
-                if draw >= kernel_draws.get(name, draws):
-                    continue
-                t0 = time.perf_counter()
-                try:
-                    K = fn(data)
-                    if K is None:  # the kernel declines this cell (e.g. too large to solve here)
-                        rows.append(dict(base, kernel=name, nc1=math.nan, log10_nc1=math.nan, relative=math.nan,
-                                         status="skipped", error=""))
-                        continue
-                    res = nc1_from_kernel(K, data.labels, between_weights=config.between_weights)
-                    if not (math.isfinite(res.nc1) and res.nc1 > 0):
-                        raise FloatingPointError(f"NC1 is {res.nc1}")
-                    lg = math.log10(res.nc1)
-                    rows.append(dict(base, kernel=name, nc1=res.nc1, log10_nc1=lg, relative=lg - data_log[draw],
-                                     seconds=time.perf_counter() - t0, status="ok", error=""))
-                except Exception as exc:  # noqa: BLE001 - a failure is a row
-                    rows.append(failed_row(base, name, exc))
-        X = torch.stack([d.X for d in datas]).to(train_dtype)
-        labels = torch.stack([d.labels for d in datas])
-        seeds = [cell_seed(seed, split, d0, r, "init") for r in range(draws)]
-        try:
-            result = train_networks(X, labels, seeds, config)
-            fin = result.final()
-            for base, (_, net) in zip(bases, fin.iterrows()):
-                lg = math.log10(net["nc1"])
-                rows.append(dict(base, kernel="trained net", nc1=net["nc1"], log10_nc1=lg,
-                                 relative=lg - data_log[base["draw"]], nc1_pinv=net["nc1_pinv"], loss=net["loss"],
-                                 accuracy=net["accuracy"], seconds=result.seconds / draws, status="ok", error=""))
-        except Exception as exc:  # noqa: BLE001
-            rows.extend(failed_row(base, "trained net", exc) for base in bases)
-        if bar is not None:
-            bar.update()
-    if bar is not None:
-        bar.close()
-    return pd.DataFrame(rows)
