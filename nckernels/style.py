@@ -1,0 +1,121 @@
+"""Layer 6, figures: one visual vocabulary for the whole book.
+
+One colour per kernel or model in every chapter (the data, the NNGP, the NTK, the adaptive kernel, the
+trained network, the reference code's variants), one line style per activation, figure sizes that put at
+most three panels in a row at text width, and SVG output. Plot functions in :mod:`nckernels.plotting`
+take their colours from :func:`color_of` and :func:`linestyle_of`; chapters call :func:`use_book_style`
+once in their imports cell.
+
+May import: nothing from the package (matplotlib only).
+"""
+from __future__ import annotations
+
+import re
+from typing import Iterable
+
+__all__ = ["MODEL_COLORS", "ACTIVATION_STYLES", "TEXT_WIDTH", "color_of", "linestyle_of", "marker_of",
+           "figure_size", "use_book_style", "ordered_legend", "natural_key"]
+
+#: The colour of each kernel or model, in every figure of the book (colour-blind safe, Okabe-Ito).
+MODEL_COLORS = {
+    "data": "#000000",
+    "nngp": "#0072B2",
+    "ntk": "#E69F00",
+    "adaptive": "#009E73",
+    "trained net": "#D55E00",
+    "as coded": "#CC79A7",
+    "other": "#56B4E9",
+}
+#: The line style of each activation (the colour says which kernel).
+ACTIVATION_STYLES = {"erf": "-", "relu": "--", "gelu": "-.", "tanh": ":"}
+_MARKERS = {"erf": "o", "relu": "s", "gelu": "^", "tanh": "D"}
+TEXT_WIDTH = 9.0  # inches: the width of the book's text column at the figure dpi
+
+
+def _kind(name: str) -> str:
+    low = str(name).lower()
+    if "as coded" in low or "reference" in low or "balanced formula" in low:
+        return "as coded"
+    if "adaptive" in low or "eos" in low:
+        return "adaptive"
+    if "trained" in low or low.startswith("net"):
+        return "trained net"
+    if "ntk" in low:
+        return "ntk"
+    if "nngp" in low:
+        return "nngp"
+    if low.startswith("data"):
+        return "data"
+    return "other"
+
+
+def color_of(name: str) -> str:
+    """The book's colour for a kernel or model named like "NNGP erf", "NTK relu", "adaptive (eos)", "trained net"."""
+    return MODEL_COLORS[_kind(name)]
+
+
+def linestyle_of(name: str) -> str:
+    """The line style of the activation a name mentions (solid for erf and when none is named)."""
+    low = str(name).lower()
+    for act, style in ACTIVATION_STYLES.items():
+        if re.search(rf"\b{act}\b", low):
+            return style
+    return "-"
+
+
+def marker_of(name: str) -> str:
+    """The marker of the activation a name mentions (a circle when none is named)."""
+    low = str(name).lower()
+    for act, marker in _MARKERS.items():
+        if re.search(rf"\b{act}\b", low):
+            return marker
+    return "o"
+
+
+def figure_size(ncols: int = 1, nrows: int = 1, *, aspect: float = 0.75) -> tuple[float, float]:
+    """(width, height) in inches for ``nrows x ncols`` panels at text width (at most three per row)."""
+    if not isinstance(ncols, int) or not 1 <= ncols <= 3:
+        raise ValueError(f"ncols must be 1, 2 or 3 (at most three panels per row at text width), got {ncols!r}")
+    if not isinstance(nrows, int) or nrows < 1:
+        raise ValueError(f"nrows must be a positive integer, got {nrows!r}")
+    width = TEXT_WIDTH * {1: 0.6, 2: 0.85, 3: 1.0}[ncols]
+    return width, width / ncols * aspect * nrows
+
+
+def use_book_style(*, formats: Iterable[str] = ("svg",)) -> None:
+    """Set matplotlib's parameters for the book (fonts at reading size, light grids) and the inline format.
+
+    Call once per chapter; inside a Jupyter kernel the inline backend then renders ``formats`` (SVG).
+    """
+    import matplotlib as mpl
+
+    mpl.rcParams.update({
+        "figure.dpi": 100, "savefig.dpi": 200, "font.size": 10, "axes.titlesize": 10, "axes.labelsize": 10,
+        "legend.fontsize": 8, "legend.frameon": False, "axes.grid": True, "grid.alpha": 0.3,
+        "axes.spines.top": False, "axes.spines.right": False, "lines.markersize": 4,
+        "figure.constrained_layout.use": True,
+    })
+    try:
+        from matplotlib_inline.backend_inline import set_matplotlib_formats
+    except ImportError:  # outside IPython: nothing to configure
+        return
+    set_matplotlib_formats(*formats)
+
+
+def natural_key(label) -> tuple:
+    """Sort key that orders labels by the numbers they contain ("d0 = 2" before "d0 = 16"), then by text."""
+    text = str(label)
+    numbers = tuple(float(n) for n in re.findall(r"-?\d+(?:\.\d+)?(?:e-?\d+)?", text))
+    return (numbers, text) if numbers else ((float("inf"),), text)
+
+
+def ordered_legend(ax, order: Iterable | None = None, **kwargs):
+    """A legend whose entries follow ``order`` (labels), or the natural order of the numbers in the labels."""
+    handles, labels = ax.get_legend_handles_labels()
+    pairs = dict(zip(labels, handles))
+    if order is None:
+        keys = sorted(pairs, key=natural_key)
+    else:
+        order = [str(o) for o in order]
+        keys = [k for k in order if k in pairs] + [k for k in pairs if k not in order]
+    return ax.legend([pairs[k] for k in keys], keys, **kwargs)
