@@ -166,3 +166,22 @@ def test_the_label_check_can_fail():
     assert _cited("Book chapter ``02_nc1_from_kernel``, eq. ``nc1k-def``.", labels) == ({"02_nc1_from_kernel", "nc1k-def"}, set())
     assert _cited("Derived in 09_no_such_chapter.", labels)[1] == {"09_no_such_chapter"}
     assert _cited("No citation at all.", labels) == (set(), set())
+
+
+def _literalincludes():
+    for md in sorted(BOOK.glob("*.md")):
+        text = md.read_text(encoding="utf-8")
+        for m in re.finditer(r"```\{literalinclude\}\s+(\S+)\n((?::[\w-]+:.*\n)*)", text):
+            options = dict(re.findall(r":([\w-]+):\s*(.*)", m.group(2)))
+            yield md.name, m.group(1), options.get("pyobject")
+
+
+@PENDING
+@pytest.mark.parametrize("chapter,path,pyobject", list(_literalincludes()))
+def test_literalincludes_show_code_that_exists(chapter, path, pyobject):
+    source = (BOOK / path).resolve()
+    assert source.is_file(), f"{chapter} includes {path}, which does not exist"
+    if pyobject:
+        names = {n.name for n in ast.walk(ast.parse(source.read_text(encoding="utf-8")))
+                 if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+        assert pyobject in names, f"{chapter} includes {pyobject} from {path}, which does not define it"
