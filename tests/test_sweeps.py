@@ -93,10 +93,10 @@ def test_sweep_resumes_records_failures_and_harvests(chapter, tmp_path, monkeypa
     out = tmp_path / "out"
     real = sweeps.execute_run
 
-    def interrupted(ch, params, nb):
+    def interrupted(ch, params, nb, **kw):
         if params["x"] == 2:
             raise KeyboardInterrupt
-        return real(ch, params, nb)
+        return real(ch, params, nb, **kw)
 
     monkeypatch.setattr(sweeps, "execute_run", interrupted)
     with pytest.raises(KeyboardInterrupt):

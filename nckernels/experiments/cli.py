@@ -1,0 +1,122 @@
+"""Command line: ``python -m nckernels run|sweep``.
+
+Layer 5, experiments; imports :mod:`nckernels.experiments.scales` and :mod:`nckernels.experiments.sweeps`.
+
+``python -m nckernels run CHAPTER.md [--scale smoke|book|paper] [-p NAME VALUE ...] [--out NOTEBOOK]``
+``python -m nckernels sweep CHAPTER.md --grid GRID.yml --out DIR [--workers N] [--scheduler ADDRESS] [--retry-failed]``
+
+Values are parsed as YAML 1.2 (``3``, ``1e-3``, ``[1, 2]``, ``true``, ``cuda``); names must be parameters of the
+chapter. Errors are one line naming the file, parameter or grid key (``--debug`` shows the traceback); the
+terminal gets one progress line per run or sweep, the kernel's log only its errors.
+"""
+from __future__ import annotations
+
+import argparse
+import pathlib
+import sys
+
+from .scales import SCALES, check_parameters, parse_value, run_chapter, scale_parameters
+
+__all__ = ["build_parser", "main"]
+
+
+def _run(args) -> int:
+    import nbformat
+
+    from .sweeps import harvest_glue
+
+    chapter = args.chapter
+    params = scale_parameters(chapter, args.scale)
+    for name, value in args.parameter or []:
+        params[name] = parse_value(value, name)
+    params = check_parameters(chapter, params, source="parameter")  # before anything runs
+    out = args.out or pathlib.Path("results") / f"{chapter.stem}.{args.scale}.ipynb"
+    log = out.with_name(f"{out.stem}.log")
+    try:
+        run_chapter(chapter, out, params, progress=not args.quiet, log=log)
+    except Exception as exc:  # a failing cell: one line, the partial notebook named
+        if args.debug:
+            raise
+        failed = out.with_name(f"{out.stem}.failed.ipynb")
+        ename, evalue = getattr(exc, "ename", None), getattr(exc, "evalue", None)
+        what = f"{ename}: {evalue}" if ename else f"{exc.__class__.__name__}: {exc}"
+        cell = getattr(exc, "exec_count", None)
+        where = f" in cell [{cell}]" if cell is not None else ""
+        kept = f"; partial notebook {failed}" if failed.exists() else ""
+        print(f"error: {chapter} failed{where}: {what.splitlines()[0] if what else ''}{kept}", file=sys.stderr)
+        return 1
+    glued = harvest_glue(nbformat.read(out, as_version=4))
+    if glued and not args.quiet:
+        width = max(len(k) for k in glued)
+        for name, value in glued.items():
+            shown = f"{value:.6g}" if isinstance(value, float) else str(value)
+            print(f"  {name:<{width}}  {shown[:80]}")
+    print(f"wrote {out}")
+    return 0
+
+
+def _sweep(args) -> int:
+    from .sweeps import run_sweep
+
+    frame = run_sweep(args.chapter, args.grid, args.out, workers=args.workers, scheduler=args.scheduler,
+                      retry_failed=args.retry_failed, progress=not args.quiet)
+    failed = int((frame["status"] != "ok").sum()) if len(frame) else 0
+    print(f"{len(frame)} runs in {args.out / 'results.csv'} ({failed} failed)")
+    return 1 if failed else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m nckernels", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    sub = parser.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show the traceback of an error")
+    common.add_argument("--quiet", action="store_true", help="no progress bar")
+    run = sub.add_parser("run", parents=[common], help="execute one chapter with papermill at a scale, with overrides")
+    run.add_argument("chapter", type=pathlib.Path, help="a chapter's .md file in book/")
+    run.add_argument("--scale", choices=SCALES, default="book")
+    run.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                     help="override one parameter (VALUE is parsed as YAML 1.2: 3, 1e-3, [1, 2], true)")
+    run.add_argument("--out", type=pathlib.Path, help="executed notebook path (default results/CHAPTER.SCALE.ipynb)")
+    run.set_defaults(func=_run)
+    sweep = sub.add_parser("sweep", parents=[common],
+                           help="execute one chapter once per grid point (papermill), rows in DIR/results.csv")
+    sweep.add_argument("chapter", type=pathlib.Path, help="a chapter's .md file in book/")
+    sweep.add_argument("--grid", type=pathlib.Path, required=True, help="grid YAML (scale, parameters, grid, points)")
+    sweep.add_argument("--out", type=pathlib.Path, required=True, help="output directory (results.csv, records/, runs/, logs/)")
+    sweep.add_argument("--workers", type=int, default=1, help="parallel processes on this machine")
+    sweep.add_argument("--scheduler", help="address of a running Dask distributed scheduler (tcp://host:port)")
+    sweep.add_argument("--retry-failed", action="store_true", help="re-run points whose last run failed")
+    sweep.set_defaults(func=_sweep)
+    return parser
+
+
+def main(argv=None) -> int:
+    """Parse ``argv`` and run the command; returns the exit status (2 for a bad input, 130 when interrupted)."""
+    args = build_parser().parse_args(argv)
+    if not args.chapter.is_file():
+        print(f"error: chapter {args.chapter} does not exist", file=sys.stderr)
+        return 2
+    try:
+        return args.func(args)
+    except ValueError as exc:
+        if args.debug:
+            raise
+        print(f"error: {str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc.__class__.__name__}: {exc}", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:  # e.g. the sweep's worker processes died
+        if args.debug:
+            raise
+        print(f"error: {str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print("interrupted: finished runs are recorded; run the same command again to resume", file=sys.stderr)
+        return 130
