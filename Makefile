@@ -1,6 +1,8 @@
 # make book : set up (.venv from the lock) and build the HTML book into _build/html
 # make test : set up and run the tests (unit tests + every chapter at smoke scale)
 # make paper: run every paper-scale sweep the book's figures read into results/ (resumable)
+# make lab  : JupyterLab on the repository: a book/*.md chapter opens as a notebook (jupytext), runs in
+#             .venv's python3 kernel with cwd book/, saves back to the .md (make lab ARGS=--no-browser)
 # make env  : set up only.  make lock : regenerate requirements.lock from requirements.in
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -9,7 +11,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.nckernels-lock
 JOBS ?= 2
 
-.PHONY: env book test lock clean bench paper
+.PHONY: env book test lock clean bench paper lab
 
 env:
 	@want=$$(cat requirements.lock pyproject.toml | sha256sum | cut -c1-64); \
@@ -22,10 +24,27 @@ env:
 	  $(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null || exit 1; \
 	  echo "$$want" > $(STAMP); \
 	else echo "[env] $(VENV) matches requirements.lock"; fi
+	@# kernels of this environment (book build, tests, sweeps) log errors only: no TCP-transport warning
+	@mkdir -p $(VENV)/etc/ipython && echo 'c.IPKernelApp.log_level = "ERROR"' > $(VENV)/etc/ipython/ipython_kernel_config.py
 
 book: env
 	$(BIN)/jupyter-book build . --builder html -W -n --keep-going
 	@echo "Book: $(CURDIR)/_build/html/index.html"
+
+# JupyterLab: .md opens as a notebook by default (jupytext's "Jupytext Notebook" viewer, set in
+# .venv's JupyterLab settings overrides); jupytext saves the .md only (no pairing, so no .ipynb) and
+# leaves its version out of the chapter's header; the kernels of .venv come first (JUPYTER_PREFER_ENV_PATH).
+ARGS ?=
+LAB_ROOT ?= $(CURDIR)
+LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.json
+LAB_OPTS = --ServerApp.root_dir=$(LAB_ROOT) $(if $(filter 0,$(shell id -u)),--allow-root) \
+  --JupytextConfiguration.notebook_metadata_filter=-jupytext.text_representation.jupytext_version,-jupytext.text_representation.format_version
+lab: env
+	@$(BIN)/python -c 'import json, pathlib, sys; p = pathlib.Path(sys.argv[1]); s = json.loads(p.read_text()) if p.is_file() else {}; \
+	  v = s.setdefault("@jupyterlab/docmanager-extension:plugin", {}).setdefault("defaultViewers", {}); \
+	  v.update(markdown="Jupytext Notebook", myst="Jupytext Notebook"); \
+	  p.parent.mkdir(parents=True, exist_ok=True); p.write_text(json.dumps(s, indent=2))' $(LAB_SETTINGS)
+	JUPYTER_PREFER_ENV_PATH=1 $(BIN)/jupyter-lab $(LAB_OPTS) $(ARGS)
 
 test: env
 	MPLBACKEND=Agg $(BIN)/python -m pytest -n $(JOBS) --dist loadfile -q

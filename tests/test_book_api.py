@@ -1,0 +1,78 @@
+"""The API page (book/api.md) renders with -W -n, has an anchor and a [source] link per function, and
+a figure caption's {py:func}`nk.NAME` (in the cell's mystnb figure metadata) resolves to it
+(book/_ext/api_reference.py)."""
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+import nckernels
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+JB = pathlib.Path(sys.executable).with_name("jupyter-book")
+
+PAGE = """---
+jupytext:
+  text_representation:
+    extension: .md
+    format_name: myst
+kernelspec:
+  name: python3
+  display_name: Python 3
+  language: python
+---
+
+# Figures
+
+The kernels are {py:func}`nckernels.ntk` and {py:func}`~nckernels.nngp`; {numref}`fig-toy` names its function.
+
+```{code-cell} ipython3
+---
+mystnb:
+  figure:
+    name: fig-toy
+    caption: A toy figure, drawn by {py:func}`nk.ntk`.
+---
+%matplotlib inline
+import matplotlib.pyplot as plt
+fig, ax = plt.subplots(figsize=(1, 1))
+ax.plot([0, 1])
+plt.show()
+```
+"""
+
+
+@pytest.mark.skipif(not JB.exists(), reason="jupyter-book not installed")
+def test_api_page_links_functions_to_their_source(tmp_path):
+    (tmp_path / "book" / "_ext").mkdir(parents=True)
+    for ext in (ROOT / "book" / "_ext").glob("*.py"):
+        shutil.copy(ext, tmp_path / "book" / "_ext")
+    for name in ("references.bib", "api.md"):
+        shutil.copy(ROOT / "book" / name, tmp_path / "book")
+    shutil.copy(ROOT / "_config.yml", tmp_path)
+    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: book/figures\nchapters:\n  - file: book/api\n")
+    (tmp_path / "book" / "figures.md").write_text(PAGE)
+    res = subprocess.run([str(JB), "build", ".", "--builder", "html", "-W", "-n", "--keep-going"],
+                         cwd=tmp_path, capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-3000:]
+
+    out = tmp_path / "_build" / "html"
+    api = (out / "book" / "api.html").read_text()
+    ntk = nckernels.ntk
+    canonical = f"{ntk.__module__}.{ntk.__qualname__}"
+    assert f'id="{canonical}"' in api, f"no anchor {canonical}"
+    source = f"../_modules/{ntk.__module__.replace('.', '/')}.html#{ntk.__qualname__}"
+    assert f'href="{source}"' in api, f"no viewcode link {source}"
+    module_page = out / "_modules" / f"{ntk.__module__.replace('.', '/')}.html"
+    assert module_page.is_file() and f'id="{ntk.__qualname__}"' in module_page.read_text()
+    # every module of the package has its section
+    assert f'id="module-{ntk.__module__}"' in api and 'id="module-nckernels.metrics"' in api
+
+    figures = (out / "book" / "figures.html").read_text()
+    links = re.findall(r'href="api\.html#([\w.]+)"', figures)
+    assert links.count(canonical) == 2 and len(links) == 3, links
+    caption = re.search(r"<figcaption>.*?</figcaption>", figures, flags=re.S).group(0)
+    assert f'href="api.html#{canonical}"' in caption, "the figure caption does not link its function"
