@@ -33,7 +33,7 @@ __version__ = "0.1.0"
 _MOVED = {
     "collapse": "metrics", "data": "data.synthetic", "datasets": "data.datasets", "duals": "kernels.duals",
     "two_layer": "kernels.two_layer", "limits": "kernels.population", "reference": "kernels.reference",
-    "empirical_ntk": "kernels.empirical", "training": "models.training", "fused": "models.fused",
+    "empirical_ntk": "models.probed", "training": "models.training", "fused": "models.fused",
     "adaptive": "models.adaptive", "ntk_collapse": "models.block_ntk", "rfm": "models.rfm", "agop": "models.agop",
     "grids": "experiments.grids", "sweeps": "experiments.sweeps", "scales": "experiments.scales",
 }

@@ -1,9 +1,27 @@
-"""Plot functions: each takes data (a DataFrame or tensors) and a matplotlib Axes; the caller shows or saves."""
+"""Layer 6, figures: plot functions ``plot_x(ax, data, *, ...)``; the caller makes the figure and shows or saves it.
+
+May import every layer below (it needs none: plot functions take computed data, DataFrames or tensors).
+Each function draws on the Axes it is given (a few take an array of Axes) and returns it (or the artist).
+The (data, ax) argument order of versions <= 0.1 is still accepted by the functions that had it
+(``plot_imbalance_error``, ``plot_width_convergence``, ``plot_eos_trace``, ``plot_convergence_map``,
+``plot_nc1_lines``, ``plot_training_curves``, ``plot_as_coded_vs_correct``); new code passes the Axes first.
+"""
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["plot_imbalance_error", "plot_mean_band", "plot_heatmap", "plot_width_convergence", "plot_grid_lines"]
+__all__ = ["plot_imbalance_error", "plot_mean_band", "plot_heatmap", "plot_width_convergence", "plot_grid_lines",
+           "plot_kernel_means", "plot_summary_grid", "plot_layer_collapse", "plot_agop_spectra", "plot_class_gram",
+           "plot_layer_steps", "plot_nfa_history"]
+
+
+def _ax_first(ax, data):
+    """``(ax, data)``, swapping the legacy ``(data, ax)`` order when the Axes came second."""
+    from matplotlib.axes import Axes
+
+    if not isinstance(ax, Axes) and isinstance(data, Axes):
+        return data, ax
+    return ax, data
 
 
 def plot_mean_band(ax, x, mean, std, *, label=None, marker="o", **kw):
@@ -14,8 +32,12 @@ def plot_mean_band(ax, x, mean, std, *, label=None, marker="o", **kw):
     return line
 
 
-def plot_imbalance_error(frame, ax):
-    """log10 NC1 per metric against the minority fraction (columns: metric, minority fraction, log10 NC1)."""
+def plot_imbalance_error(ax, frame):
+    """log10 NC1 per metric against the minority fraction (columns: metric, minority fraction, log10 NC1).
+
+    Book chapter ``02_nc1_from_kernel``.
+    """
+    ax, frame = _ax_first(ax, frame)
     for metric, grp in frame.groupby("metric"):
         stats = grp.groupby("minority fraction")["log10 NC1"].agg(["mean", "std"]).fillna(0.0)
         plot_mean_band(ax, stats.index, stats["mean"], stats["std"], label=metric)
@@ -37,8 +59,12 @@ def plot_heatmap(ax, K, *, title=None, cmap="viridis"):
     return im
 
 
-def plot_width_convergence(curve, ax):
-    """Error against width per kernel (``curve``: index width, one column per kernel), log-log, with a -1/2 guide."""
+def plot_width_convergence(ax, curve):
+    """Error against width per kernel (``curve``: index width, one column per kernel), log-log, with a -1/2 guide.
+
+    Book chapter ``03_two_layer_kernels``.
+    """
+    ax, curve = _ax_first(ax, curve)
     widths = np.asarray(curve.index, dtype=float)
     for name in curve.columns:
         ax.loglog(widths, curve[name], marker="o", label=name)
@@ -55,8 +81,12 @@ def plot_width_convergence(curve, ax):
 __all__ += ["plot_eos_trace", "plot_convergence_map"]
 
 
-def plot_eos_trace(history, ax, column, *, label=None, ylabel=None, logy=False, **kw):
-    """One column of an EoS annealing history against kappa (log x axis, kappa decreasing to the right)."""
+def plot_eos_trace(ax, history, column, *, label=None, ylabel=None, logy=False, **kw):
+    """One column of an EoS annealing history against kappa (log x axis, kappa decreasing to the right).
+
+    Book chapter ``05_adaptive_kernel``.
+    """
+    ax, history = _ax_first(ax, history)
     ax.plot(history["kappa"], history[column], marker="o", markersize=3, label=label, **kw)
     ax.set_xscale("log")
     if logy:
@@ -69,14 +99,19 @@ def plot_eos_trace(history, ax, column, *, label=None, ylabel=None, logy=False, 
     return ax
 
 
-def plot_convergence_map(frame, ax, *, x="width", y="noise_var", title=None):
-    """Converged (green, annotated with evaluations) and failed (red, 'fail') cells of a solver sweep."""
+def plot_convergence_map(ax, frame, *, x="width", y="noise_var", title=None):
+    """Converged (status "ok": green, annotated with evaluations) and failed (red, 'fail') cells of a solver sweep.
+
+    ``frame``: rows of :func:`~nckernels.experiments.grids.eos_convergence_map`. Book chapter
+    ``05_adaptive_kernel`` (fig. ``fig-ak-map``).
+    """
+    ax, frame = _ax_first(ax, frame)
     xs = sorted(frame[x].unique())
     ys = sorted(frame[y].unique())
     grid = np.full((len(ys), len(xs)), np.nan)
     for _, row in frame.iterrows():
         i, j = ys.index(row[y]), xs.index(row[x])
-        ok = row["status"] == "converged"
+        ok = row["status"] == "ok"
         grid[i, j] = 1.0 if ok else 0.0
         ax.text(j, i, f"{int(row['evaluations'])}" if ok else "fail", ha="center", va="center", fontsize=8)
     ax.imshow(grid, cmap="RdYlGn", vmin=-0.5, vmax=1.5, origin="lower", aspect="auto")
@@ -140,8 +175,9 @@ def plot_class_gram(ax, H, labels, *, title=None, max_samples=None):
 def plot_grid_lines(ax, frame, *, kernel, by="N", value="log10_nc1", x="d0", limits=None, title=None):
     """Mean +-1 std of ``value`` against ``x`` (log2 axis), one line per ``by`` level, for one kernel.
 
-    ``frame``: rows of ``grids.kernel_nc1_grid`` (failed rows are skipped here; count them separately).
-    ``limits``: optional {"d0=1": y, "d0=inf": y} population values drawn as markers / a dashed line.
+    ``frame``: rows of ``grids.kernel_nc1_grid`` (failed rows are skipped here; count them separately);
+    ``value="relative"`` draws log10 NC1(K)/NC1(X). ``limits``: optional {"d0=1": y, "d0=inf": y} population
+    values drawn as markers / a dashed line. Book chapter ``04_ntk_vs_nngp``.
     """
     sub = frame[(frame["kernel"] == kernel) & (frame["status"] == "ok")]
     for level, grp in sub.groupby(by):
@@ -159,16 +195,57 @@ def plot_grid_lines(ax, frame, *, kernel, by="N", value="log10_nc1", x="d0", lim
     return ax
 
 
+def plot_kernel_means(ax, frame, *, x="d0", value="log10_nc1", title=None):
+    """Mean over draws of ``value`` against ``x`` (log axis), one line per kernel (ok rows of a grid).
+
+    ``frame``: :func:`~nckernels.experiments.cells.run_grid` rows of one data set family (e.g. one split of
+    :func:`~nckernels.experiments.grids.adaptive_nc1_grid`). Book chapter ``05_adaptive_kernel`` (fig. ``fig-ak-grid``).
+    """
+    ok = frame[frame["status"] == "ok"]
+    for kernel, grp in frame.groupby("kernel"):
+        m = ok[ok["kernel"] == kernel].groupby(x)[value].mean().reindex(sorted(grp[x].unique()))
+        ax.plot(m.index, m.values, marker="o", label=kernel)
+    ax.set_xscale("log")
+    if title:
+        ax.set_title(title, fontsize=8)
+    ax.set_xlabel(f"${x[0]}_{x[1:]}$" if x == "d0" else x)
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def plot_summary_grid(axes, summary, *, kernels, group="N", x="d0"):
+    """A 2 x len(kernels) panel grid of a grid's summary: log10 NC1 (top) and relative to the data (bottom).
+
+    ``axes``: a (2, len(kernels)) array of Axes (shared rows suit it); ``summary``: rows of
+    :func:`~nckernels.experiments.cells.summarize` (or :func:`~nckernels.experiments.results.read_cell_results`)
+    with ``log10_nc1_*`` and ``relative_*`` columns; one line per ``group`` level. Book chapter
+    ``06_trained_networks`` (figs. ``fig-tn-balanced``, ``fig-tn-imbalanced``).
+    """
+    axes = np.asarray(axes)
+    if axes.shape != (2, len(kernels)):
+        raise ValueError(f"axes must have shape (2, {len(kernels)}), got {axes.shape}")
+    for j, kind in enumerate(kernels):
+        plot_nc1_lines(axes[0, j], summary, kernel=kind, group=group, x=x)
+        plot_nc1_lines(axes[1, j], summary, kernel=kind, group=group, x=x, value="relative", title=" ")
+    axes[0, 0].set_ylabel(r"$\log_{10}$ NC1")
+    axes[1, 0].set_ylabel(r"$\log_{10}$ NC1 / NC1(X)")
+    axes[0, -1].legend(fontsize=7)
+    return axes
+
+
 # --- trained networks (chapter 06) and the reference code (chapter 07) ---
 __all__ += ["plot_nc1_lines", "plot_training_curves", "plot_as_coded_vs_correct"]
 
 
-def plot_nc1_lines(summary, ax, *, kernel, group="N", x="d0", value="log10_nc1", title=None):
+def plot_nc1_lines(ax, summary, *, kernel, group="N", x="d0", value="log10_nc1", title=None):
     """One mean +-1 std line per ``group`` against ``x`` (log2 axis) for one kernel.
 
-    ``summary`` has columns kernel, ``group``, ``x``, ``value + '_mean'`` and ``value + '_std'``.
+    ``summary`` has columns kernel, ``group``, ``x``, ``value + '_mean'`` and ``value + '_std'``
+    (:func:`~nckernels.experiments.cells.summarize`); rows without a mean (no successful draw) are left out.
+    Book chapter ``06_trained_networks``.
     """
-    sub = summary[summary["kernel"] == kernel]
+    ax, summary = _ax_first(ax, summary)
+    sub = summary[(summary["kernel"] == kernel) & summary[f"{value}_mean"].notna()]
     for name, grp in sub.groupby(group, sort=True):
         grp = grp.sort_values(x)
         plot_mean_band(ax, grp[x], grp[f"{value}_mean"], grp[f"{value}_std"].fillna(0.0), label=f"{group} = {name}",
@@ -180,8 +257,10 @@ def plot_nc1_lines(summary, ax, *, kernel, group="N", x="d0", value="log10_nc1",
     return ax
 
 
-def plot_training_curves(history, ax, column="nc1", *, label=None, log10=True, **kw):
-    """Mean +-1 std over repeats of ``column`` against epoch (epochs on a symlog axis)."""
+def plot_training_curves(ax, history, column="nc1", *, label=None, log10=True, **kw):
+    """Mean +-1 std over repeats of ``column`` against epoch (epochs on a symlog axis). Book chapter
+    ``06_trained_networks``."""
+    ax, history = _ax_first(ax, history)
     vals = history[column].astype(float)
     frame = history.assign(_v=np.log10(vals) if log10 else vals)
     stats = frame.groupby("epoch")["_v"].agg(["mean", "std"]).fillna(0.0)
@@ -193,8 +272,12 @@ def plot_training_curves(history, ax, column="nc1", *, label=None, log10=True, *
     return line
 
 
-def plot_as_coded_vs_correct(frame, ax, *, x, label_col="variant", value="value", title=None):
-    """Lines of ``value`` against ``x``, one per variant (e.g. "as coded" and "correct"), mean +-1 std."""
+def plot_as_coded_vs_correct(ax, frame, *, x, label_col="variant", value="value", title=None):
+    """Lines of ``value`` against ``x``, one per variant (e.g. "as coded" and "correct"), mean +-1 std.
+
+    Book chapter ``07_reference_code``.
+    """
+    ax, frame = _ax_first(ax, frame)
     for name, grp in frame.groupby(label_col, sort=False):
         stats = grp.groupby(x)[value].agg(["mean", "std"]).fillna(0.0)
         plot_mean_band(ax, stats.index, stats["mean"], stats["std"], label=str(name), markersize=3)

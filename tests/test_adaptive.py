@@ -214,3 +214,19 @@ def test_undefined_map_is_reported_not_nan(small):
                               max_halvings=0)
     with pytest.raises(ValueError, match="positive definite"):
         eos_update(small.X, small.y, torch.eye(6, dtype=torch.float64) / 6, kappa=1e-3)
+
+
+def test_scale_convention_standard_deviations_with_variance_aliases(small):
+    X, y = small.X, small.y
+    assert nk.DEFAULT_SIGMA_A2 == 1 / 128 and nk.DEFAULT_SIGMA_A == pytest.approx(math.sqrt(1 / 128), rel=1e-15)
+    Sigma = torch.eye(X.shape[1], dtype=torch.float64) / X.shape[1]
+    default = adaptive_kernel(X, Sigma)
+    assert torch.equal(default, adaptive_kernel(X, Sigma, sigma_a2=1 / 128))
+    assert torch.allclose(default, adaptive_kernel(X, Sigma, sigma_a=math.sqrt(1 / 128)), rtol=1e-14, atol=0)
+    a = eos_update(X, y, Sigma, kappa=300.0, noise_var=1e-3, sigma_w=1.5, sigma_a=0.5)
+    b = eos_update(X, y, Sigma, kappa=300.0, noise_var=1e-3, sigma_w2=2.25, sigma_a2=0.25)
+    assert torch.allclose(a, b, rtol=1e-13, atol=0)
+    with pytest.raises(ValueError, match="sigma_a"):
+        adaptive_kernel(X, Sigma, sigma_a=0.1, sigma_a2=0.01)
+    with pytest.raises(ValueError, match="sigma_w"):
+        solve_adaptive_kernel(X, y, width=500.0, sigma_w=-1.0)

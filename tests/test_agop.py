@@ -114,3 +114,26 @@ def test_mlp_agop_on_cuda():
     assert next(res.model.parameters()).device.type == "cuda"
     frame = agop.mlp_layer_analysis(res.model, data.X, data.labels)
     assert frame["nfa"].between(-1, 1).all()
+
+
+def test_train_mlp_raises_divergence_error():
+    data = nk.gaussian_classes([10, 10], 4, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(nk.DivergenceError, match="diverged") as info:
+        agop.train_mlp(data.X * 1e3, data.labels, depth=2, width=16, epochs=50, lr=1e3, batch_size=20,
+                       generator=torch.Generator().manual_seed(1))
+    assert info.value.epoch >= 1
+
+
+def test_the_two_mlps_are_one_class():
+    from nckernels.models.mlp import MLPNetwork
+
+    m = agop.MLP(3, 5, 2, 2, init_scale=1.5, generator=torch.Generator().manual_seed(2))
+    base = MLPNetwork(3, [5, 5], 2, init="uniform", init_scale=1.5, generator=torch.Generator().manual_seed(2))
+    c = nk.MLPClassifier(3, (5, 5), 2, generator=torch.Generator().manual_seed(2))
+    X = torch.randn(4, 3, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    assert isinstance(m, MLPNetwork) and isinstance(c, MLPNetwork)
+    assert torch.equal(m(X), base(X)) and torch.equal(m.features(X), m.layer_inputs(X)[-1])
+    # He-normal: weights N(0, 2/fan_in), biases 0; the head N(0, 1/fan_in)
+    big = nk.MLPClassifier(400, (300,), 200, generator=torch.Generator().manual_seed(4))
+    assert float(big.hidden[0].weight.detach().var()) == pytest.approx(2 / 400, rel=0.05)
+    assert float(big.head.weight.detach().var()) == pytest.approx(1 / 300, rel=0.05) and float(big.head.bias.detach().abs().max()) == 0

@@ -98,3 +98,21 @@ def test_bad_input(call, match):
     H, labels = _imbalanced(7)
     with pytest.raises(ValueError, match=match):
         call(H, labels)
+
+
+def test_two_nc2_statistics_have_distinct_names_and_old_aliases():
+    g = torch.Generator().manual_seed(5)
+    H = torch.randn(30, 4, generator=g, dtype=torch.float64)
+    labels = torch.arange(30) % 3
+    assert nk.nc2_etf_distance is nk.nc2_gram_distance and nk.nc2_from_features is nk.nc2_cosine_mse
+    # oracle: both from the class means written out
+    M = torch.stack([H[labels == c].mean(0) for c in range(3)])
+    M = M - M.mean(0)
+    G = M @ M.T
+    E = (torch.eye(3, dtype=torch.float64) * 1.5 - 0.5)  # the simplex-ETF Gram, -1/(C-1) = -1/2 off the diagonal
+    gram = float(torch.linalg.matrix_norm(G / torch.linalg.matrix_norm(G) - E / torch.linalg.matrix_norm(E)))
+    U = M / M.norm(dim=1, keepdim=True)
+    cos = float(((U @ U.T - E) ** 2).mean())
+    assert nk.nc2_gram_distance(H, labels) == pytest.approx(gram, rel=1e-12)
+    assert nk.nc2_cosine_mse(H, labels) == pytest.approx(cos, rel=1e-12)
+    assert not nk.nc2_gram_distance(H, labels) == pytest.approx(nk.nc2_cosine_mse(H, labels), rel=1e-3)

@@ -33,8 +33,8 @@ def test_matrix_means_many_classes_and_shuffle():
     "kwargs, match",
     [
         (dict(class_sizes=[5], d=2), "at least two classes"),
-        (dict(class_sizes=[5, 0], d=2), "positive integers"),
-        (dict(class_sizes=[5, 2.5], d=2), "positive integers"),
+        (dict(class_sizes=[5, 0], d=2), "class_sizes"),
+        (dict(class_sizes=[5, 2.5], d=2), "class_sizes"),
         (dict(class_sizes=[5, 5], d=0), "d must be"),
         (dict(class_sizes=[5, 5], d=2, std=0), "std"),
         (dict(class_sizes=[5, 5, 5], d=2), "means has 2 entries"),
@@ -43,5 +43,26 @@ def test_matrix_means_many_classes_and_shuffle():
     ],
 )
 def test_bad_input(kwargs, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises((ValueError, TypeError), match=match):  # a non-integer class size is a TypeError
         nk.gaussian_classes(**kwargs)
+
+
+def test_class_targets_encodings_and_class_data():
+    idx = torch.tensor([0, 2, 1, 2])
+    onehot = nk.class_targets(idx, 3, encoding="onehot")
+    assert torch.equal(onehot, torch.eye(3, dtype=torch.float64)[idx])
+    assert torch.equal(nk.class_targets(idx, 3, encoding="pm1_onehot"), 2 * onehot - 1)
+    assert torch.equal(nk.class_targets(idx, 3), 2 * onehot - 1)  # "pm1" with C > 2 is one-hot +-1
+    two = torch.tensor([[0, 1], [1, 1]])
+    assert torch.equal(nk.class_targets(two, 2), torch.tensor([[-1.0, 1.0], [1.0, 1.0]], dtype=torch.float64))
+    assert nk.class_targets(idx, 3, dtype=torch.float32).dtype == torch.float32
+    for bad, match in (((idx, 2), "index"), ((idx, 1), "num_classes"), ((idx.double(), 3), "index")):
+        with pytest.raises(ValueError, match=match):
+            nk.class_targets(*bad)
+    with pytest.raises(ValueError, match="encoding"):
+        nk.class_targets(idx, 3, encoding="01")
+    data = nk.gaussian_classes([3, 4, 2], 2, means=(-1.0, 0.0, 1.0), generator=torch.Generator().manual_seed(0))
+    X, y, labels = data
+    assert torch.equal(y, nk.class_targets(labels, 3)) and X is data.X
+    with pytest.raises(Exception):
+        data.X = None

@@ -62,3 +62,16 @@ def test_duals_keep_dtype(dtype):
 def test_unknown_activation_is_named():
     with pytest.raises(ValueError, match="activation"):
         nk.get_activation("tanh")
+
+
+def test_erf_angle_is_the_arcsin_and_serves_every_erf_kernel():
+    g = torch.Generator().manual_seed(3)
+    v1, v2 = torch.rand(50, generator=g, dtype=torch.float64) * 3, torch.rand(50, generator=g, dtype=torch.float64) * 3
+    c = (torch.rand(50, generator=g, dtype=torch.float64) * 2 - 1) * (v1 * v2).sqrt()
+    theta, gap = nk.erf_angle(c, v1, v2)
+    assert torch.allclose(theta, torch.arcsin(2 * c / ((1 + 2 * v1) * (1 + 2 * v2)).sqrt()), rtol=1e-12, atol=1e-14)
+    assert torch.allclose(gap, (1 + 2 * v1) * (1 + 2 * v2) - 4 * c * c, rtol=1e-14, atol=1e-14)
+    assert torch.equal(nk.erf_dual(c, v1, v2), (2 / math.pi) * theta)
+    X = torch.randn(5, 3, generator=g, dtype=torch.float64)
+    Q = nk.adaptive_kernel(X, torch.eye(3, dtype=torch.float64) / 3, sigma_a=1.0)  # Sigma = I/d0: the NNGP
+    assert torch.allclose(Q, nk.nngp(X), rtol=1e-14, atol=1e-15)

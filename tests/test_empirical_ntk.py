@@ -198,3 +198,19 @@ def test_empirical_ntk_and_training_on_cuda():
     m2 = MLPClassifier(4, (8, 4), 2, generator=g, device="cuda")
     tr = train_with_ntk_probes(m2, data.X, data.labels, steps=10, lr=0.01, probe_every=5, probe_per_class=3)
     assert tr.feature_kernels[10].device.type == "cuda"
+
+
+def test_empirical_ntk_module_holds_no_models():
+    import nckernels.kernels.empirical as kernel_module
+
+    assert not hasattr(kernel_module, "MLPClassifier") and not hasattr(kernel_module, "train_with_ntk_probes")
+    assert MLPClassifier is nk.MLPClassifier and TwoLayerNTKNet is nk.TwoLayerNTKNet
+
+
+def test_probed_training_divergence_is_a_divergence_error():
+    g = torch.Generator().manual_seed(0)
+    data = nk.gaussian_classes([8, 8], 3, generator=g)
+    model = MLPClassifier(3, (6,), 2, generator=g)
+    with pytest.raises(nk.DivergenceError, match="diverged") as info:
+        train_with_ntk_probes(model, data.X * 100, data.labels, steps=40, lr=50.0, probe_every=100, probe_per_class=3)
+    assert info.value.epoch is not None

@@ -72,3 +72,11 @@ def test_bad_input():
         population_nc1_1d(_kernel_fn("data"), std=0)
     with pytest.raises(ValueError, match="cross"):
         nc1_from_class_expectations([1.0, 1.0], [[1.0]])
+
+
+def test_population_nc1_is_a_frozen_iterable_result():
+    r = population_nc1_large_d0("nngp")
+    tw, tb, nc1 = r
+    assert (r.trace_within, r.trace_between, r.nc1) == (tw, tb, nc1) and r[2] == nc1 == tw / tb
+    with pytest.raises(Exception):
+        r.nc1 = 0.0

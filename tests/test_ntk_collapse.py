@@ -182,3 +182,10 @@ def test_block_flow_on_cuda_matches_cpu():
     gpu = simulate_block_flow(KERNEL, sc, t_max=20.0, num_times=10)
     assert gpu.final.H.device.type == "cuda"
     assert torch.allclose(gpu.final.H.cpu(), cpu.final.H, atol=1e-6)
+
+
+def test_block_flow_metrics_live_in_metrics():
+    import nckernels.metrics as metrics
+
+    assert nc2_etf_distance is metrics.nc2_gram_distance and invariant is metrics.invariant
+    assert nk.collapse_metrics is metrics.collapse_metrics

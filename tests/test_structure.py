@@ -17,9 +17,6 @@ import pytest
 
 import nckernels
 
-# Until the restructuring lands in full (issue 11), the checks that still find work to do are expected failures.
-PENDING = pytest.mark.xfail(reason="restructuring in progress", strict=False)
-
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "nckernels"
 BOOK = ROOT / "book"
@@ -28,6 +25,8 @@ BOOK = ROOT / "book"
 LAYERS = {"errors": 0, "validation": 0, "data": 1, "metrics": 2, "kernels": 3, "models": 4, "experiments": 5,
           "plotting": 6, "style": 6, "__main__": 7}
 MAX_CELL_LINES = 40
+# Issue 15 work in progress: its modules cite chapters 12 and 13, which land with them (remove when they do).
+IN_PROGRESS = {"nckernels.kernels.deep", "nckernels.kernels.quadrature", "nckernels.data.hard"}
 MATH_LAYERS = (1, 2, 3, 4)  # data, metrics, kernels, models: each object is derived somewhere in the book
 
 
@@ -69,8 +68,9 @@ MODULES = sorted(p for p in PACKAGE.rglob("*.py") if p.name != "__init__.py" or 
 
 
 @pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
-@PENDING
 def test_imports_go_down_the_layers(path):
+    if _module_name(path) in IN_PROGRESS:
+        pytest.xfail("issue 15 in progress")
     own = _layer(_module_name(path))
     for line, target, names in _imports(path):
         there = _layer(target)
@@ -98,7 +98,6 @@ def _code_cells(chapter):
 
 
 @pytest.mark.parametrize("chapter", _chapters(), ids=lambda p: p.stem)
-@PENDING
 def test_chapters_are_thin(chapter):
     cells = _code_cells(chapter)
     assert cells and "parameters" in cells[0].metadata.get("tags", []), "first code cell must be tagged parameters"
@@ -128,7 +127,7 @@ def _public_callables():
         if name.startswith("_") or not (inspect.isfunction(obj) or inspect.isclass(obj)):
             continue
         module = getattr(obj, "__module__", "")
-        if not module.startswith("nckernels") or _layer(module) not in MATH_LAYERS:
+        if not module.startswith("nckernels") or _layer(module) not in MATH_LAYERS or module in IN_PROGRESS:
             continue
         if inspect.isclass(obj) and issubclass(obj, BaseException):
             continue
@@ -146,7 +145,6 @@ def _cited(doc: str, labels: set[str]) -> tuple[set[str], set[str]]:
     return good, bad
 
 
-@PENDING
 def test_every_public_function_cites_the_book():
     labels = _book_labels()
     missing, broken = [], []
@@ -176,7 +174,6 @@ def _literalincludes():
             yield md.name, m.group(1), options.get("pyobject")
 
 
-@PENDING
 @pytest.mark.parametrize("chapter,path,pyobject", list(_literalincludes()))
 def test_literalincludes_show_code_that_exists(chapter, path, pyobject):
     source = (BOOK / path).resolve()

@@ -106,10 +106,19 @@ def test_batched_feature_nc1_imbalanced(weights):
     labels = torch.randint(0, 3, (3, 40), generator=gen)
     labels[:, :3] = torch.tensor([0, 1, 2])
     out = batched_feature_nc1(H, labels, 3, between_weights=weights)
-    for r in range(3):
-        ref = nk.nc1_from_features(H[r], labels[r], between_weights=weights)
-        assert float(out["nc1"][r]) == pytest.approx(ref.nc1, rel=1e-12)
-        assert float(out["nc1_pinv"][r]) == pytest.approx(ref.nc1_pinv, rel=1e-9)
+    for r in range(3):  # oracle: the p x p covariance matrices written out, pinv of Sigma_B itself
+        Hr, lr_ = H[r], labels[r]
+        n = torch.bincount(lr_, minlength=3).to(H.dtype)
+        means = torch.stack([Hr[lr_ == c].mean(0) for c in range(3)])
+        w = torch.full((3,), 1 / 3, dtype=H.dtype) if weights == "uniform" else n / n.sum()
+        D = Hr - means[lr_]
+        S_W = D.T @ D / Hr.shape[0]
+        M = means - Hr.mean(0)
+        S_B = (w[:, None] * M).T @ M
+        assert float(out["nc1"][r]) == pytest.approx(float(S_W.trace() / S_B.trace()), rel=1e-12)
+        assert float(out["nc1_pinv"][r]) == pytest.approx(float((S_W @ torch.linalg.pinv(S_B)).trace()) / 3, rel=1e-7)
+        one = nk.nc1_from_features(Hr, lr_, between_weights=weights)
+        assert one.nc1 == pytest.approx(float(out["nc1"][r]), rel=1e-13)
 
 
 def test_initialisation_variances():
@@ -136,11 +145,26 @@ def test_shared_inputs_broadcast_over_seeds():
     assert sorted(res.final()["seed"]) == [1, 2, 3]
 
 
-def test_divergence_raises():
+@pytest.mark.parametrize("record", [(0, 200), (0,)])
+def test_divergence_raises(record):
     X, L = _data()
-    with pytest.raises(FloatingPointError, match="diverged"):
-        train_networks(X, L, [1, 2], TrainingConfig(width=8, epochs=200, lr=1e3, activation="relu",
-                                                      record_epochs=(0, 200)))
+    cfg = TrainingConfig(width=8, epochs=200, lr=1e3, activation="relu", record_epochs=record)
+    with pytest.raises(nk.DivergenceError, match="diverged") as info:  # a FloatingPointError
+        train_networks(X, L, [1, 2], cfg, fused=False)
+    assert isinstance(info.value, FloatingPointError)
+    assert 0 < info.value.epoch < 200 and set(info.value.seeds) <= {1, 2} and info.value.seeds
+    with pytest.raises(nk.DivergenceError) as loop_info:  # the oracle detects it at the same epoch
+        r = [1, 2].index(info.value.seeds[0])
+        train_networks_loop(X[r : r + 1], L[r : r + 1], [info.value.seeds[0]], cfg)
+    assert loop_info.value.epoch == pytest.approx(info.value.epoch, abs=1)
+
+
+def test_one_draw_of_the_two_layer_net():
+    cfg = TrainingConfig(width=6, sigma_w=1.3, sigma_b=0.4, sigma_a=0.9)
+    p = init_networks([7], 3, 2, cfg, like=torch.zeros(1, dtype=torch.float64))
+    q = nk.draw_two_layer_params(3, 6, outputs=2, sigma_w=1.3, sigma_b=0.4, sigma_a=0.9,
+                                 generator=torch.Generator().manual_seed(7))
+    assert torch.equal(p.W[0], q.W) and torch.equal(p.b[0], q.b) and torch.equal(p.a[0], q.a)
 
 
 def test_terminal_phase_and_log_epochs():

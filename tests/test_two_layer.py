@@ -109,3 +109,45 @@ def test_as_coded_erf_derivative_is_n_times_too_small():
 def test_bad_input_names_the_argument(call, match):
     with pytest.raises(ValueError, match=match):
         call(_inputs(n=6, d0=3))
+
+
+def test_ntk_from_parts_is_the_one_assembly():
+    g = torch.Generator().manual_seed(11)
+    X = torch.randn(9, 4, generator=g, dtype=torch.float64)
+    K1 = nk.preactivation_kernel(X, sigma_w=1.2, sigma_b=0.3)
+    for act in ("erf", "relu"):
+        k_phi = nk.nngp(X, activation=act, sigma_w=1.2, sigma_b=0.3)
+        k_dot = nk.derivative_kernel(X, activation=act, sigma_w=1.2, sigma_b=0.3)
+        want = nk.ntk(X, activation=act, sigma_w=1.2, sigma_b=0.3, sigma_a=0.7)
+        assert torch.allclose(nk.ntk_from_parts(k_phi, k_dot, K1, 0.7), want, rtol=1e-14, atol=0)
+        fam = nk.two_layer_kernels(X, activations=(act,), sigma_w=1.2, sigma_b=0.3, sigma_a=0.7)
+        assert torch.allclose(fam[f"NTK {act}"], want, rtol=1e-14, atol=0)
+
+
+def test_one_draw_both_parametrisations_one_function():
+    """Standard and NTK parametrisation of one seed are the same function; the output matches a hand-written net."""
+    X = torch.randn(6, 3, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    kw = dict(sigma_w=1.4, sigma_b=0.5, sigma_a=0.8)
+    std = nk.draw_two_layer_params(3, 50, generator=torch.Generator().manual_seed(4), **kw)
+    ntk_p = nk.draw_two_layer_params(3, 50, parametrisation="ntk", generator=torch.Generator().manual_seed(4), **kw)
+    f_std, f_ntk = nk.two_layer_output(std, X), nk.two_layer_output(ntk_p, X)
+    assert torch.allclose(f_std, f_ntk, rtol=1e-12, atol=1e-14)
+    W, b = ntk_p.hidden_standard()
+    hand = torch.erf(X @ (1.4 / 3**0.5 * ntk_p.W).T + 0.5 * ntk_p.b) @ (0.8 / 50**0.5 * ntk_p.a)
+    assert torch.allclose(f_std, hand, rtol=1e-12, atol=1e-14) and torch.equal(W, std.W) and torch.equal(b, std.b)
+    # the features of two_layer_features are this network's hidden layer
+    H = nk.two_layer_features(X, width=50, sigma_w=1.4, sigma_b=0.5, generator=torch.Generator().manual_seed(4))
+    assert torch.equal(H, nk.two_layer_hidden(std, X))
+    net = nk.TwoLayerNTKNet(3, 50, generator=torch.Generator().manual_seed(4), **kw)
+    assert torch.allclose(net(X)[:, 0], f_ntk, rtol=1e-14, atol=0)
+    with pytest.raises(ValueError, match="parametrisation"):
+        nk.draw_two_layer_params(3, 5, parametrisation="mup")
+
+
+def test_finite_width_kernels_is_a_frozen_iterable_result():
+    X = torch.randn(4, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    r = nk.finite_width_kernels(X, width=8, generator=torch.Generator().manual_seed(1))
+    nngp, nngp_se, ntk_, ntk_se, width = r
+    assert width == 8 and torch.equal(nngp, r.nngp) and torch.equal(ntk_se, r.ntk_se)
+    with pytest.raises(Exception):
+        r.width = 3

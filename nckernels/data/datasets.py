@@ -10,11 +10,17 @@ import pathlib
 import numpy as np
 import torch
 
+from ..validation import check_device, check_float_dtype, check_generator, check_int, check_matrix
+
 __all__ = ["load_digits", "load_npz", "load_image_folder", "class_balanced_subset", "standardize_columns"]
 
 
 def standardize_columns(X: torch.Tensor) -> torch.Tensor:
-    """(X - mean) / std per column; constant columns become 0. X (N, d) -> (N, d)."""
+    """(X - mean) / std per column; constant columns become 0. X (N, d) -> (N, d).
+
+    Chapters ``09_empirical_ntk``, ``10_deep_rfm`` and ``11_agop_trained``.
+    """
+    X = check_matrix(X, "X")
     mean = X.mean(0)
     std = X.std(0)
     std = torch.where(std > 0, std, torch.ones_like(std))
@@ -22,6 +28,8 @@ def standardize_columns(X: torch.Tensor) -> torch.Tensor:
 
 
 def _finish(X, y, dtype, device, standardize):
+    check_float_dtype(dtype, "dtype")
+    check_device(device, "device")
     X = torch.as_tensor(np.asarray(X, dtype=np.float64)).reshape(len(y), -1).to(dtype)
     labels = torch.as_tensor(np.asarray(y).astype(np.int64)).reshape(-1)
     if standardize:
@@ -33,6 +41,7 @@ def load_digits(*, dtype=torch.float64, device=None, standardize: bool = True):
     """scikit-learn's bundled 8x8 digits: X (1797, 64) and integer labels (1797,) in 0..9.
 
     ``standardize`` z-scores each pixel (constant pixels become 0); otherwise pixels are 0..16.
+    Chapters ``09_empirical_ntk``, ``10_deep_rfm`` and ``11_agop_trained``.
     """
     from sklearn.datasets import load_digits as _sk_digits
 
@@ -45,6 +54,7 @@ def load_npz(path, *, x_key: str = "x_train", y_key: str = "y_train", dtype=torc
     """Arrays from a user-supplied ``.npz`` (for example MNIST's ``mnist.npz``): X (N, prod(shape)), labels (N,).
 
     ``scale`` divides the raw values first (255 for 8-bit images; None keeps them).
+    Chapters ``09_empirical_ntk``, ``10_deep_rfm`` and ``11_agop_trained``.
     """
     path = pathlib.Path(path)
     if not path.is_file():
@@ -64,6 +74,7 @@ def load_image_folder(root, *, dtype=torch.float64, device=None, standardize: bo
     """Images in ``root/<class name>/*.(png|jpg|jpeg)``, all of one size: X (N, pixels), labels (N,).
 
     Classes are numbered in the sorted order of the sub-folder names.
+    Chapters ``09_empirical_ntk``, ``10_deep_rfm`` and ``11_agop_trained``.
     """
     from PIL import Image
 
@@ -89,10 +100,19 @@ def load_image_folder(root, *, dtype=torch.float64, device=None, standardize: bo
 
 def class_balanced_subset(labels, per_class: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
     """Indices of ``per_class`` samples of every class, sorted by class (random within a class if a
-    generator is given, else the first ones). Raises if a class has fewer samples."""
+    generator is given, else the first ones). Raises if a class has fewer samples.
+
+    Chapters ``09_empirical_ntk``, ``10_deep_rfm`` and ``11_agop_trained``.
+    """
+    if isinstance(labels, (str, bytes)) or labels is None:
+        raise TypeError(f"labels must be a 1-D array of integer class labels, got {type(labels).__name__}")
     labels = torch.as_tensor(labels)
-    if isinstance(per_class, bool) or not isinstance(per_class, int) or per_class < 1:
-        raise ValueError(f"per_class must be a positive integer, got {per_class!r}")
+    if labels.ndim != 1:
+        raise ValueError(f"labels must be 1-D, got shape {tuple(labels.shape)}")
+    if labels.is_complex() or (labels.is_floating_point() and not bool((labels == labels.round()).all())):
+        raise ValueError("labels must hold integer class labels (finite, whole numbers)")
+    per_class = check_int(per_class, "per_class")
+    check_generator(generator)
     out = []
     for c in torch.unique(labels).tolist():
         idx = torch.nonzero(labels == c).flatten().cpu()

@@ -1,32 +1,45 @@
 """Synthetic class data: isotropic Gaussian classes, balanced or imbalanced."""
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 
-from ..validation import as_float_tensor, check_finite, check_positive
+from .targets import class_targets
+from ..validation import (as_float_tensor, check_device, check_finite, check_float_dtype, check_generator, check_int,
+                          check_positive)
 
 __all__ = ["ClassData", "gaussian_classes"]
 
 
-class ClassData(NamedTuple):
-    """Samples ``X`` (N, d), targets ``y`` and integer ``labels`` (N,) in 0..C-1.
+@dataclass(frozen=True)
+class ClassData:
+    """Samples ``X`` (N, d), targets ``y`` and integer ``labels`` (N,) in 0..C-1; ``X, y, labels = data`` unpacks.
 
-    ``y`` is (N,) with -1 for class 0 and +1 for class 1 when C = 2, and the (N, C) one-hot
-    matrix with entries +-1 when C > 2.
+    ``y`` = :func:`nckernels.class_targets` (labels, C) ("pm1"): (N,) with -1 for class 0 and +1 for class 1
+    when C = 2, and the (N, C) one-hot matrix with entries +-1 when C > 2.
+    Chapter ``02_nc1_from_kernel``.
     """
 
     X: torch.Tensor
     y: torch.Tensor
     labels: torch.Tensor
 
+    def __iter__(self):
+        return iter((self.X, self.y, self.labels))
+
+    def __len__(self):
+        return 3
+
+    def __getitem__(self, i):
+        return (self.X, self.y, self.labels)[i]
+
 
 def _class_sizes(class_sizes) -> list[int]:
-    try:
-        sizes = [int(n) for n in class_sizes]
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"class_sizes must be a sequence of positive integers, got {class_sizes!r}") from exc
+    if isinstance(class_sizes, (str, bytes)) or not hasattr(class_sizes, "__iter__"):
+        raise TypeError(f"class_sizes must be a sequence of positive integers, got {class_sizes!r}")
+    sizes = [check_int(n, "class_sizes") for n in class_sizes]
     if len(sizes) < 2:
         raise ValueError(f"class_sizes must list at least two classes, got {class_sizes!r}")
     if any(n <= 0 or n != float(m) for n, m in zip(sizes, class_sizes)):
@@ -58,10 +71,13 @@ def gaussian_classes(
 
     Returns:
         ``ClassData(X (N, d), y, labels (N,))``.
+    Chapter ``02_nc1_from_kernel``.
     """
     sizes = _class_sizes(class_sizes)
-    if not isinstance(d, int) or isinstance(d, bool) or d < 1:
-        raise ValueError(f"d must be a positive integer, got {d!r}")
+    d = check_int(d, "d")
+    check_float_dtype(dtype, "dtype")
+    check_device(device, "device")
+    check_generator(generator)
     std = check_positive(std, "std")
     mu = as_float_tensor(means, "means").to(torch.float64)
     C = len(sizes)
@@ -83,8 +99,5 @@ def gaussian_classes(
     if shuffle:
         perm = torch.randperm(N, generator=generator, device=gen_device).cpu()
         X, labels = X[perm], labels[perm]
-    if C == 2:
-        y = 2.0 * labels.to(torch.float64) - 1.0
-    else:
-        y = 2.0 * torch.nn.functional.one_hot(labels, C).to(torch.float64) - 1.0
+    y = class_targets(labels, C, encoding="pm1", dtype=torch.float64)
     return ClassData(X.to(dtype=dtype, device=device), y.to(dtype=dtype, device=device), labels.to(device=device))

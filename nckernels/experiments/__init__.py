@@ -1,14 +1,19 @@
-"""Layer 5, experiments: grids of cells with their seeds, the papermill sweep engine, the three scales, and
-reading results back.
+"""Layer 5, experiments: one grid engine (cells, measures, one row schema, summaries), the book's grids, the
+papermill sweep engine, the three scales, and reading sweep results back.
 
-May import every layer below: :mod:`nckernels.validation`, :mod:`nckernels.data`, :mod:`nckernels.metrics`,
-:mod:`nckernels.kernels`, :mod:`nckernels.models`.
+May import every layer below: :mod:`nckernels.errors`, :mod:`nckernels.validation`, :mod:`nckernels.data`,
+:mod:`nckernels.metrics`, :mod:`nckernels.kernels`, :mod:`nckernels.models`. Within the layer:
+cells <- grids; scales <- sweeps <- results.
 """
+from .cells import *  # noqa: F401,F403
+from .cells import __all__ as _cells
 from .grids import *  # noqa: F401,F403
 from .grids import __all__ as _grids
 from .scales import *  # noqa: F401,F403
 from .scales import __all__ as _scales
 from .sweeps import *  # noqa: F401,F403
 from .sweeps import __all__ as _sweeps
+from .results import *  # noqa: F401,F403
+from .results import __all__ as _results
 
-__all__ = [*_grids, *_scales, *_sweeps]
+__all__ = [*_cells, *_grids, *_scales, *_sweeps, *_results]

@@ -1,29 +1,33 @@
-"""Kernel NC1 over grids of data sets (sample sizes or class splits x input dimensions x draws).
+"""The book's grids, each a :func:`~nckernels.experiments.cells.run_grid` of cells and measures.
 
-Every grid cell is a row; a kernel that fails in a cell is recorded as a row with ``status="failed"``
-and its error, never dropped. Used by book chapter ``04_ntk_vs_nngp``.
+Layer 5, experiments. May import the layers below it: :mod:`nckernels.validation`, :mod:`nckernels.data`,
+:mod:`nckernels.metrics`, :mod:`nckernels.kernels`, :mod:`nckernels.models`, and
+:mod:`nckernels.experiments.cells`.
+
+Kernel NC1 over (split, d0, draw) grids (chapter ``04_ntk_vs_nngp``), the adaptive kernel's grids and
+convergence map (chapter ``05_adaptive_kernel``), trained networks against kernels (chapter
+``06_trained_networks``). Every grid returns the one row schema of :data:`~nckernels.experiments.cells.ROW_COLUMNS`;
+a measure that fails in a cell is a row with ``status="failed"`` and its error, never dropped.
 """
 from __future__ import annotations
 
 import math
-import time
-import zlib
 from typing import Callable, Mapping, Sequence
 
 import pandas as pd
 import torch
 
-from ..metrics import NC1Result, nc1_from_block_sums, nc1_from_features, nc1_from_kernel
-from ..data.synthetic import gaussian_classes
-from ..kernels.reference import erf_derivative_as_coded_from_preactivation
-from ..kernels.two_layer import _family_from_preactivation, _scales
-from ..kernels.two_layer import nngp, ntk
-from ..models.adaptive import LABEL_TERMS, solve_adaptive_kernel
+from ..metrics import NC1Result, nc1_from_block_sums
+from ..kernels.two_layer import check_scales as _scales, kernel_family_from_preactivation as _family_from_preactivation
+from ..kernels.two_layer import nngp, ntk, ntk_from_parts
+from ..kernels.population import population_nc1_1d, population_nc1_large_d0
+from ..models.adaptive import LABEL_TERMS, resolve_variances, solve_adaptive_kernel
 from ..models.training import TrainingConfig, train_networks
-from ..validation import check_grid, check_labels, check_matrix, check_nonnegative
+from ..validation import check_grid, check_int, check_labels, check_matrix, check_nonnegative
+from .cells import Cell, Measure, cell_seed, run_grid, summarize  # noqa: F401 - cell_seed: nckernels.grids.cell_seed
 
-__all__ = ["two_layer_family_nc1", "cell_seed", "kernel_nc1_grid", "summarize_grid", "trained_network_grid",
-           "adaptive_nc1_grid", "eos_convergence_map"]
+__all__ = ["two_layer_family_nc1", "kernel_nc1_grid", "summarize_grid", "kernel_by_name", "population_limits",
+           "network_kernels", "trained_network_grid", "adaptive_measure", "adaptive_nc1_grid", "eos_convergence_map"]
 
 
 def two_layer_family_nc1(
@@ -41,9 +45,9 @@ def two_layer_family_nc1(
     """NC1 of the NNGP and NTK of each activation (and the reference's erf NTK) without forming N x N kernels.
 
     Rows of K1 are computed ``chunk`` at a time and every kernel of the family is reduced at once to
-    its diagonal and per-class row sums (the inputs of :func:`collapse.nc1_from_block_sums`), so the
+    its diagonal and per-class row sums (the inputs of :func:`~nckernels.metrics.nc1_from_block_sums`), so the
     working set stays in cache and memory is O(chunk N). Coincident points get c = v exactly, as in the
-    symmetric path of :func:`two_layer.nngp`; results equal ``nc1_from_kernel(ntk(X), labels)`` etc.
+    symmetric path of :func:`~nckernels.kernels.two_layer.nngp`; results equal ``nc1_from_kernel(ntk(X), labels)`` etc.
     to rounding.
     """
     X = check_matrix(X, "X")
@@ -67,7 +71,7 @@ def two_layer_family_nc1(
         fam = _family_from_preactivation(K1, v[start:stop, None], v[None, :], activations, sigma_a)
         if include_as_coded and "NNGP erf" in fam:
             coded_dot = (4 / math.pi) * torch.rsqrt(coded_scale - 4 * K1 * K1)
-            fam["NTK erf (as coded)"] = sigma_a**2 * (fam["NNGP erf"] + K1 * coded_dot)
+            fam["NTK erf (as coded)"] = ntk_from_parts(fam["NNGP erf"], coded_dot, K1, sigma_a)
         for name, K in fam.items():
             if name not in row_class_sums:
                 row_class_sums[name] = X.new_zeros(N, C)
@@ -82,9 +86,10 @@ def two_layer_family_nc1(
     return out
 
 
-def cell_seed(*parts) -> int:
-    """A deterministic 31-bit seed from the cell's identifying values (stable across processes)."""
-    return zlib.crc32(repr(parts).encode()) & 0x7FFFFFFF
+def _cells(splits, d0s, draws: int, **kw) -> list[Cell]:
+    """The cells (split, d0, draw) of a grid, split-major, with ``Cell`` keyword arguments ``kw``."""
+    check_grid(splits, d0s, draws)
+    return [Cell(tuple(int(n) for n in s), int(d0), r, **kw) for s in splits for d0 in d0s for r in range(draws)]
 
 
 def kernel_nc1_grid(
@@ -101,70 +106,94 @@ def kernel_nc1_grid(
     device=None,
     progress: bool = False,
 ) -> pd.DataFrame:
-    """NC1 of the data (features) and of each kernel for every (split, d0, draw).
+    """NC1 of the data (features) and of each kernel for every (split, d0, draw). Book chapter ``04_ntk_vs_nngp``.
 
     Args:
         splits: class sizes per data set, e.g. [[64, 64], [128, 128]] or [[256, 1792], ...].
         d0s: input dimensions.
         draws: independent data draws per (split, d0).
         kernels: a function X (N, d0) -> {name: K (N, N)}; default: erf/relu NNGP and NTK and the
-            reference code's erf NTK, streamed by :func:`two_layer_family_nc1`.
+            reference code's erf NTK, streamed by :func:`two_layer_family_nc1`. When it raises, the cell has
+            one failed row named "kernels".
 
     Returns:
-        A long DataFrame, one row per (split, d0, draw, kernel) with columns N, split, n_min, d0,
-        draw, kernel, nc1, log10_nc1, trace_within, trace_between, nc1_pinv (data only), status, error.
+        :func:`~nckernels.experiments.cells.run_grid` rows (schema ``ROW_COLUMNS``), one per (split, d0,
+        draw, kernel), kernel "data" included.
     """
-    check_grid(splits, d0s, draws)
-    cells = [(tuple(int(n) for n in s), int(d0), r) for s in splits for d0 in d0s for r in range(draws)]
-    rows = []
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(cells), desc="kernel NC1 grid", unit="cell")
-    for split, d0, draw in cells:
-        gen = torch.Generator().manual_seed(cell_seed(seed, split, d0, draw))
-        data = gaussian_classes(split, d0, means=means, std=std, generator=gen, dtype=dtype, device=device)
-        base = {"N": sum(split), "split": "/".join(map(str, split)), "n_min": min(split), "d0": d0, "draw": draw}
-        try:
-            if kernels is None:
-                jobs = [("data", None)] + list(two_layer_family_nc1(data.X, data.labels, between_weights=between_weights).items())
-            else:
-                jobs = [("data", None)] + list(kernels(data.X).items())
-        except Exception as exc:  # noqa: BLE001 - the whole family failed: one failed row says so
-            jobs = [("data", None), ("kernels", exc)]
-        for name, K in jobs:
-            row = dict(base, kernel=name, status="ok", error="")
-            try:
-                if isinstance(K, Exception):
-                    raise K
-                if K is None:
-                    res = nc1_from_features(data.X, data.labels, between_weights=between_weights)
-                elif isinstance(K, NC1Result):
-                    res = K
-                else:
-                    res = nc1_from_kernel(K, data.labels, between_weights=between_weights)
-                if not math.isfinite(res.nc1):
-                    raise FloatingPointError(f"non-finite NC1 {res.nc1}")
-                row.update(nc1=res.nc1, log10_nc1=math.log10(res.nc1), trace_within=res.trace_within,
-                           trace_between=res.trace_between, nc1_pinv=res.nc1_pinv)
-            except Exception as exc:  # noqa: BLE001 - recorded as a failed row, never dropped
-                row.update(nc1=math.nan, log10_nc1=math.nan, trace_within=math.nan, trace_between=math.nan,
-                           nc1_pinv=None, status="failed", error=f"{type(exc).__name__}: {exc}")
-            rows.append(row)
-        if bar is not None:
-            bar.update()
-    if bar is not None:
-        bar.close()
-    return pd.DataFrame(rows)
+    if kernels is None:
+        def family(data):
+            return two_layer_family_nc1(data.X, data.labels, between_weights=between_weights)
+    else:
+        def family(data):
+            return kernels(data.X)
+    cells = _cells(splits, d0s, draws, seed=seed, means=means, std=std, dtype=dtype, device=device)
+    return run_grid(cells, [Measure("kernels", family, expands=True)], between_weights=between_weights,
+                    progress=progress, desc="kernel NC1 grid")
 
 
 def summarize_grid(frame: pd.DataFrame, by: Sequence[str] = ("kernel", "N", "d0")) -> pd.DataFrame:
-    """Mean, std and count of log10 NC1 over draws for the successful rows, plus the failure count."""
-    ok = frame[frame["status"] == "ok"]
-    stats = ok.groupby(list(by))["log10_nc1"].agg(["mean", "std", "count"])
-    failed = frame[frame["status"] != "ok"].groupby(list(by)).size().rename("failed")
-    return stats.join(failed, how="outer").fillna({"failed": 0}).astype({"failed": int})
+    """:func:`~nckernels.experiments.cells.summarize` of log10 NC1 with the short column names mean, std, count, failed (indexed by ``by``).
+
+    Kept for callers of versions <= 0.1; book chapter ``04_ntk_vs_nngp`` uses :func:`~nckernels.experiments.cells.summarize`.
+    """
+    out = summarize(frame, by, values=("log10_nc1",), index=True)
+    out = out.rename(columns={"log10_nc1_mean": "mean", "log10_nc1_std": "std", "log10_nc1_count": "count"})
+    return out[["mean", "std", "count", "failed"]]
+
+
+def kernel_by_name(name: str, **kw) -> Callable:
+    """``(X, Z=None) -> K (n, m)`` for "data" (the linear kernel X Z^T) or "NNGP act" / "NTK act".
+
+    ``kw`` go to :func:`~nckernels.kernels.two_layer.nngp` / ``ntk``. Book chapter ``04_ntk_vs_nngp``
+    (population values at d0 = 1).
+    """
+    if name == "data":
+        return lambda X, Z=None: X @ (X if Z is None else Z).T
+    kind, act = _kernel_kind(name)
+    fn = {"nngp": nngp, "ntk": ntk}[kind]
+    return lambda X, Z=None: fn(X, Z, activation=act, **kw)
+
+
+def _kernel_kind(name: str) -> tuple[str, str]:
+    parts = name.split() if isinstance(name, str) else []
+    if name == "data":
+        return "data", "erf"
+    if len(parts) != 2 or parts[0].lower() not in ("nngp", "ntk"):
+        raise ValueError(f"name must be 'data', 'NNGP <activation>' or 'NTK <activation>', got {name!r}")
+    return parts[0].lower(), parts[1]
+
+
+def population_limits(names: Sequence[str], means=(-2.0, 2.0), std: float = 0.5) -> dict[str, dict[str, float]]:
+    """log10 population NC1 of each named kernel at d0 = 1 (quadrature) and d0 -> infinity (block limit).
+
+    ``{name: {"d0=1": log10 NC1, "d0=inf": log10 NC1}}`` for names as in :func:`kernel_by_name`; eqs.
+    ``nvn-pop`` and ``nvn-blocks`` of book chapter ``04_ntk_vs_nngp``.
+    """
+    out = {}
+    for name in names:
+        kind, act = _kernel_kind(name)
+        out[name] = {"d0=1": math.log10(population_nc1_1d(kernel_by_name(name), means, std).nc1),
+                     "d0=inf": math.log10(population_nc1_large_d0(kind, activation=act, means=means, std=std).nc1)}
+    return out
+
+
+def network_kernels(config: TrainingConfig = TrainingConfig(), *, adaptive_max_N: int = 0) -> dict[str, Callable]:
+    """The kernels a trained network is compared with: {"NNGP", "NTK", "adaptive"}, each data -> (N, N).
+
+    NNGP and NTK of ``config``'s activation and scales; "adaptive" is the EoS kernel of width
+    ``config.width`` (:func:`~nckernels.models.adaptive.solve_adaptive_kernel`), None (a skipped row) for
+    data sets with more than ``adaptive_max_N`` samples (0: never solved). Book chapter ``06_trained_networks``.
+    """
+    check_int(adaptive_max_N, "adaptive_max_N", minimum=0)
+    kw = dict(activation=config.activation, sigma_w=config.sigma_w, sigma_b=config.sigma_b)
+
+    def adaptive(data):
+        if data.X.shape[0] > adaptive_max_N:
+            return None
+        return solve_adaptive_kernel(data.X, data.y, width=config.width, labels=data.labels).kernel
+
+    return {"NNGP": lambda d: nngp(d.X, **kw), "NTK": lambda d: ntk(d.X, sigma_a=config.sigma_a, **kw),
+            "adaptive": adaptive}
 
 
 def trained_network_grid(
@@ -182,174 +211,109 @@ def trained_network_grid(
     device=None,
     progress: bool = False,
 ) -> pd.DataFrame:
-    """NC1 of the data, of kernels and of trained nets' hidden features on the same draws, per grid cell.
+    """NC1 of the data, of kernels and of trained nets' hidden features on the same draws. Book chapter
+    ``06_trained_networks``.
 
-    The data of (split, d0, draw) is the draw of ``nckernels.grids.kernel_nc1_grid`` with the same seed
-    (chapter 4's data); the ``draws`` networks of a cell are trained as one batch in ``train_dtype``,
-    network seeds ``cell_seed(seed, split, d0, draw, "init")``.
+    The data of (split, d0, draw) is the draw of :func:`kernel_nc1_grid` with the same seed (chapter 4's
+    data); the ``draws`` networks of a cell are trained as one batch in ``train_dtype`` (a batched
+    :class:`~nckernels.experiments.cells.Measure`), network seeds ``cell_seed(seed, split, d0, draw, "init")``.
 
     Args:
         splits, d0s, draws: class sizes per data set, input dimensions, draws per cell.
         config: the training configuration (the net's NC1 is the last recorded epoch).
         kernels: name -> function(ClassData) -> (N, N) kernel (or None: a "skipped" row); default
-            NNGP and NTK of ``config.activation`` with its sigma_w, sigma_b, sigma_a.
+            NNGP and NTK of ``config.activation`` named "NNGP <act>", "NTK <act>".
         kernel_draws: name -> how many draws of each cell that kernel is evaluated on (default all).
 
     Returns:
-        A long DataFrame, one row per (split, d0, draw, kernel) with columns N, split, n_min, d0, draw,
-        kernel ("data", each kernel, "trained net"), nc1, log10_nc1, relative (log10 NC1 - log10 NC1 of
-        the data), loss, accuracy (trained net), seconds, status ("ok", "failed", "skipped"), error.
-        Failures are rows, never dropped.
+        :func:`~nckernels.experiments.cells.run_grid` rows, kernel "data", each kernel, "trained net" (extra columns loss, accuracy).
+        A DivergenceError of the training is a failed row "diverged at epoch k" for each draw of the cell.
     """
-
     check_grid(splits, d0s, draws)
     if kernels is None:
-        kw = dict(activation=config.activation, sigma_w=config.sigma_w, sigma_b=config.sigma_b)
-        kernels = {f"NNGP {config.activation}": lambda d: nngp(d.X, **kw),
-                   f"NTK {config.activation}": lambda d: ntk(d.X, sigma_a=config.sigma_a, **kw)}
+        k = network_kernels(config)
+        kernels = {f"NNGP {config.activation}": k["NNGP"], f"NTK {config.activation}": k["NTK"]}
     kernel_draws = dict(kernel_draws or {})
     unknown = set(kernel_draws) - set(kernels)
     if unknown:
         raise ValueError(f"kernel_draws names unknown kernels {sorted(unknown)}")
-    cells = [(tuple(int(n) for n in s), int(d0)) for s in splits for d0 in d0s]
-    rows = []
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(cells), desc="trained-net grid", unit="cell")
-
-    def failed_row(base, name, exc):
-        return dict(base, kernel=name, nc1=math.nan, log10_nc1=math.nan, relative=math.nan, status="failed",
-                    error=f"{type(exc).__name__}: {exc}")
-
-    for split, d0 in cells:
-        datas = []
-        for draw in range(draws):
-            gen = torch.Generator().manual_seed(cell_seed(seed, split, d0, draw))
-            datas.append(gaussian_classes(split, d0, means=means, std=std, generator=gen, device=device))
-        bases = [{"N": sum(split), "split": "/".join(map(str, split)), "n_min": min(split), "d0": d0, "draw": r}
-                 for r in range(draws)]
-        data_log = []
-        for base, data in zip(bases, datas):
-            res = nc1_from_features(data.X, data.labels, between_weights=config.between_weights)
-            data_log.append(math.log10(res.nc1))
-            rows.append(dict(base, kernel="data", nc1=res.nc1, log10_nc1=data_log[-1], relative=0.0,
-                             nc1_pinv=res.nc1_pinv, status="ok", error=""))
-        for name, fn in kernels.items():
-            for draw, (base, data) in enumerate(zip(bases, datas)):
-                if draw >= kernel_draws.get(name, draws):
-                    continue
-                t0 = time.perf_counter()
-                try:
-                    K = fn(data)
-                    if K is None:  # the kernel declines this cell (e.g. too large to solve here)
-                        rows.append(dict(base, kernel=name, nc1=math.nan, log10_nc1=math.nan, relative=math.nan,
-                                         status="skipped", error=""))
-                        continue
-                    res = nc1_from_kernel(K, data.labels, between_weights=config.between_weights)
-                    if not (math.isfinite(res.nc1) and res.nc1 > 0):
-                        raise FloatingPointError(f"NC1 is {res.nc1}")
-                    lg = math.log10(res.nc1)
-                    rows.append(dict(base, kernel=name, nc1=res.nc1, log10_nc1=lg, relative=lg - data_log[draw],
-                                     seconds=time.perf_counter() - t0, status="ok", error=""))
-                except Exception as exc:  # noqa: BLE001 - a failure is a row
-                    rows.append(failed_row(base, name, exc))
+    def trained(cells, datas):
         X = torch.stack([d.X for d in datas]).to(train_dtype)
         labels = torch.stack([d.labels for d in datas])
-        seeds = [cell_seed(seed, split, d0, r, "init") for r in range(draws)]
-        try:
-            result = train_networks(X, labels, seeds, config)
-            fin = result.final()
-            for base, (_, net) in zip(bases, fin.iterrows()):
-                lg = math.log10(net["nc1"])
-                rows.append(dict(base, kernel="trained net", nc1=net["nc1"], log10_nc1=lg,
-                                 relative=lg - data_log[base["draw"]], nc1_pinv=net["nc1_pinv"], loss=net["loss"],
-                                 accuracy=net["accuracy"], seconds=result.seconds / draws, status="ok", error=""))
-        except Exception as exc:  # noqa: BLE001
-            rows.extend(failed_row(base, "trained net", exc) for base in bases)
-        if bar is not None:
-            bar.update()
-    if bar is not None:
-        bar.close()
-    return pd.DataFrame(rows)
+        seeds = [cell_seed(c.seed, c.split, c.d0, c.draw, "init") for c in cells]
+        result = train_networks(X, labels, seeds, config)
+        return [{"nc1": net["nc1"], "nc1_pinv": net["nc1_pinv"], "loss": net["loss"], "accuracy": net["accuracy"],
+                 "seconds": result.seconds / len(cells)} for _, net in result.final().iterrows()]
+
+    measures = [Measure(name, fn, draws=kernel_draws.get(name)) for name, fn in kernels.items()]
+    measures.append(Measure("trained net", trained, batched=True))
+    cells = _cells(splits, d0s, draws, seed=seed, means=means, std=std, device=device)
+    return run_grid(cells, measures, between_weights=config.between_weights, progress=progress,
+                    desc="trained-net grid")
 
 
-# --------------------------------------------------------------------------------------------------
-# Adaptive-kernel sweeps: every cell is a row, failures included (status "failed" and their cause)
-# --------------------------------------------------------------------------------------------------
+def adaptive_measure(label_term: str = "eos", **solver) -> Callable:
+    """A measure: the adaptive (EoS) kernel of a cell's data, solved with ``strict=False``.
+
+    Returns a dict with the kernel ("result") and the columns residual, evaluations, trace_sigma; when the
+    solve does not converge, the dict's ``error`` is "kappa=<last kappa>: <cause>" (a failed row that keeps
+    those columns). ``solver``: keyword arguments of :func:`~nckernels.models.adaptive.solve_adaptive_kernel`.
+    Book chapter ``05_adaptive_kernel``.
+    """
+    def measure(data):
+        res = solve_adaptive_kernel(data.X, data.y, label_term=label_term, labels=data.labels, strict=False, **solver)
+        out = {"residual": res.residual, "evaluations": res.evaluations,
+               "trace_sigma": float(res.Sigma.diagonal().sum())}
+        if not res.converged:
+            last = res.history.iloc[-1]
+            return {**out, "error": f"kappa={last.kappa:g}: {last.cause}"}
+        return {**out, "result": res.kernel}
+
+    return measure
 
 
-
-def _solve_row(X, y, labels, *, label_term, **solver):
-    """One solve as a dict: status, cause, residual, evaluations, NC1 of Q1 (nan when it failed)."""
-    res = solve_adaptive_kernel(X, y, label_term=label_term, labels=labels, strict=False, **solver)
-    last = res.history.iloc[-1]
-    return {
-        "label_term": label_term,
-        "status": "converged" if res.converged else "failed",
-        "cause": "" if res.converged else f"kappa={last.kappa:g}: {last.cause}",
-        "residual": res.residual,
-        "evaluations": res.evaluations,
-        "nc1": nc1_from_kernel(res.kernel, labels).nc1 if res.converged else math.nan,
-        "trace_sigma": float(res.Sigma.diagonal().sum()),
-    }, res
+def _solver_scales(sigma_w, sigma_a, solver) -> dict:
+    """The scale keywords for the solver: standard deviations, or the deprecated variances popped from ``solver``."""
+    return {"sigma_w": sigma_w, "sigma_a": sigma_a, "sigma_w2": solver.pop("sigma_w2", None),
+            "sigma_a2": solver.pop("sigma_a2", None)}
 
 
 def adaptive_nc1_grid(splits, d0s, draws: int, *, label_terms=LABEL_TERMS, width: float = 500,
-                      noise_var: float = 1e-6, sigma_w2: float = 1.0, sigma_a2: float = 1 / 128, seed: int = 0,
-                      progress: bool = False, **solver) -> pd.DataFrame:
-    """log10 NC1 of the data, the erf NNGP and the adaptive kernel (each label term) per (split, d0, draw).
+                      noise_var: float = 1e-6, sigma_w: float | None = None, sigma_a: float | None = None,
+                      seed: int = 0, progress: bool = False, **solver) -> pd.DataFrame:
+    """NC1 of the data, the erf NNGP and the adaptive kernel (each label term) per (split, d0, draw).
 
-    Rows: split, N, d0, draw, kernel ("data", "NNGP", "adaptive (eos)", ...), status, cause, nc1,
-    log10 nc1, evaluations. A failed solve is a row with status "failed", its cause and nc1 = nan.
-    Data: two Gaussian classes (``gaussian_classes``, means -2, +2, std 0.5), one seed per cell.
+    :func:`~nckernels.experiments.cells.run_grid` rows with kernel "data", "NNGP", "adaptive (eos)", "adaptive (reference)"; the
+    adaptive rows add residual, evaluations, trace_sigma, and a solve that does not converge is a failed
+    row whose error is "kappa=...: cause". Data: ``gaussian_classes`` (means -2, +2, std 0.5), one seed per
+    cell. Book chapters ``05_adaptive_kernel`` and ``07_reference_code``.
     """
-    if not isinstance(draws, int) or draws < 1:
-        raise ValueError(f"draws must be a positive integer, got {draws!r}")
-    cells = [(tuple(int(n) for n in split), int(d0), draw) for split in splits for d0 in d0s for draw in range(draws)]
-    if progress:
-        from tqdm.auto import tqdm
-
-        cells = tqdm(cells, desc="adaptive NC1 grid")
-    rows = []
-    for split, d0, draw in cells:
-        gen = torch.Generator().manual_seed(cell_seed(seed, split, d0, draw))
-        data = gaussian_classes(split, d0, generator=gen)
-        base = {"split": "/".join(map(str, split)), "N": sum(split), "minority": min(split) / sum(split),
-                "d0": d0, "draw": draw}
-        rows.append({**base, "kernel": "data", "status": "converged", "cause": "",
-                     "nc1": nc1_from_features(data.X, data.labels).nc1, "evaluations": 0})
-        K = nngp(data.X, sigma_w=math.sqrt(sigma_w2))
-        rows.append({**base, "kernel": "NNGP", "status": "converged", "cause": "",
-                     "nc1": nc1_from_kernel(K, data.labels).nc1, "evaluations": 0})
-        for lt in label_terms:
-            row, _ = _solve_row(data.X, data.y, data.labels, label_term=lt, width=width, noise_var=noise_var,
-                                sigma_w2=sigma_w2, sigma_a2=sigma_a2, **solver)
-            rows.append({**base, "kernel": f"adaptive ({lt})", **{k: row[k] for k in ("status", "cause", "nc1", "evaluations")}})
-    frame = pd.DataFrame(rows)
-    frame["log10 nc1"] = frame["nc1"].map(lambda v: math.log10(v) if v > 0 else math.nan)
-    return frame
+    check_int(draws, "draws")
+    scales = _solver_scales(sigma_w, sigma_a, solver)  # solver may hold the deprecated sigma_w2 / sigma_a2
+    sigma_w_nngp = math.sqrt(resolve_variances(**scales)[0])
+    measures = [Measure("NNGP", lambda d: nngp(d.X, sigma_w=sigma_w_nngp))]
+    measures += [Measure(f"adaptive ({lt})", adaptive_measure(lt, width=width, noise_var=noise_var, **scales, **solver))
+                 for lt in label_terms]
+    return run_grid(_cells(splits, d0s, draws, seed=seed), measures, progress=progress, desc="adaptive NC1 grid")
 
 
-def eos_convergence_map(N: int, d0s, widths, noise_vars, *, label_terms=("eos",), sigma_w2: float = 1.0,
-                        sigma_a2: float = 1 / 128, seed: int = 0, progress: bool = False, **solver) -> pd.DataFrame:
+def eos_convergence_map(N: int, d0s, widths, noise_vars, *, label_terms=("eos",), sigma_w: float | None = None,
+                        sigma_a: float | None = None, seed: int = 0, progress: bool = False, **solver) -> pd.DataFrame:
     """Solve the EoS on balanced two-class data for every (d0, width, noise_var, label term); one row each.
 
-    Rows: d0, width, noise_var, label_term, status ("converged" / "failed"), cause, residual,
-    evaluations, nc1 (of Q1; nan when failed), trace_sigma.
+    :func:`~nckernels.experiments.cells.run_grid` rows (no "data" rows), kernel "adaptive (<label term>)", extra columns width, noise_var,
+    label_term, residual, evaluations, trace_sigma; status "ok" or "failed" (error "kappa=...: cause").
+    The data of each d0 are drawn with ``cell_seed(seed, N, d0)``. Book chapters ``05_adaptive_kernel``
+    (fig. ``fig-ak-map``) and ``07_reference_code``.
     """
-    cells = [(int(d0), float(w), float(nv), lt) for d0 in d0s for w in widths for nv in noise_vars for lt in label_terms]
-    if progress:
-        from tqdm.auto import tqdm
-
-        cells = tqdm(cells, desc="EoS convergence map")
-    rows, data = [], {}
-    for d0, w, nv, lt in cells:
-        if d0 not in data:
-            data[d0] = gaussian_classes([N // 2, N - N // 2], d0, generator=torch.Generator().manual_seed(cell_seed(seed, N, d0)))
-        X, y, labels = data[d0]
-        row, _ = _solve_row(X, y, labels, label_term=lt, width=w, noise_var=nv, sigma_w2=sigma_w2,
-                            sigma_a2=sigma_a2, **solver)
-        rows.append({"d0": d0, "width": w, "noise_var": nv, **row})
-    return pd.DataFrame(rows)
+    check_int(N, "N", minimum=2)
+    if not len(d0s):
+        raise ValueError("d0s must list at least one input dimension")
+    cells = [Cell((N // 2, N - N // 2), int(d0), seed=seed, seed_key=(seed, N, int(d0))) for d0 in d0s]
+    scales = _solver_scales(sigma_w, sigma_a, solver)  # solver may hold the deprecated sigma_w2 / sigma_a2
+    measures = [Measure(f"adaptive ({lt})",
+                        adaptive_measure(lt, width=float(w), noise_var=float(nv), **scales, **solver),
+                        columns={"width": float(w), "noise_var": float(nv), "label_term": lt})
+                for w in widths for nv in noise_vars for lt in label_terms]
+    return run_grid(cells, measures, data_rows=False, progress=progress, desc="EoS convergence map")

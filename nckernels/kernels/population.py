@@ -16,42 +16,71 @@ Derived in book chapter ``04_ntk_vs_nngp``.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 import torch
 
 from .duals import get_activation
-from ..validation import check_nonnegative, check_positive, check_choice
+from .two_layer import ntk_from_parts
+from ..validation import check_choice, check_int, check_matrix, check_nonnegative, check_positive, check_vector
 
 __all__ = ["PopulationNC1", "nc1_from_class_expectations", "population_nc1_1d", "population_nc1_large_d0", "KERNEL_KINDS"]
 
 KERNEL_KINDS = ("data", "nngp", "ntk")
 
 
-class PopulationNC1(tuple):
-    """(trace_within, trace_between, nc1) of the population limit."""
+@dataclass(frozen=True, init=False)
+class PopulationNC1:
+    """(trace_within, trace_between, nc1) of the population limit (eq. ``nvn-pop``); built from the two traces,
+    nc1 = trace_within / trace_between; iterable and indexable in that order (``tw, tb, nc1 = r``)."""
 
-    __slots__ = ()
+    trace_within: float
+    trace_between: float
+    nc1: float
 
-    def __new__(cls, trace_within: float, trace_between: float):
-        return super().__new__(cls, (float(trace_within), float(trace_between), float(trace_within) / float(trace_between)))
+    def __init__(self, trace_within: float, trace_between: float):
+        tw, tb = float(trace_within), float(trace_between)
+        object.__setattr__(self, "trace_within", tw)
+        object.__setattr__(self, "trace_between", tb)
+        object.__setattr__(self, "nc1", tw / tb)
 
-    trace_within = property(lambda self: self[0])
-    trace_between = property(lambda self: self[1])
-    nc1 = property(lambda self: self[2])
+    def __iter__(self):
+        return iter((self.trace_within, self.trace_between, self.nc1))
+
+    def __len__(self):
+        return 3
+
+    def __getitem__(self, i):
+        return (self.trace_within, self.trace_between, self.nc1)[i]
 
 
 def nc1_from_class_expectations(diag, cross) -> PopulationNC1:
-    """Population NC1 of balanced classes from a_c = E[k(x,x)] (C,) and E_cc' (C, C), uniform weights."""
-    diag = np.asarray(diag, dtype=float)
-    cross = np.asarray(cross, dtype=float)
+    """Population NC1 of balanced classes from a_c = E[k(x,x)] (C,) and E_cc' (C, C), uniform weights.
+
+    Eq. ``nvn-pop`` of chapter ``04_ntk_vs_nngp``.
+    """
+    diag = check_vector(diag, "diag").to(torch.float64).cpu().numpy()
     C = diag.shape[0]
+    if C < 2:
+        raise ValueError(f"diag must hold at least two classes, got {C}")
+    cross = check_matrix(cross, "cross", symmetric=True).to(torch.float64).cpu().numpy()
     if cross.shape != (C, C):
         raise ValueError(f"cross must have shape ({C}, {C}), got {cross.shape}")
     tw = float(np.mean(diag - np.diag(cross)))
     tb = float(np.mean(np.diag(cross)) - cross.mean())
+    if not tb > 0:
+        raise ValueError(f"the between-class trace is {tb:.3g} (the class means coincide in feature space); "
+                         "the population NC1 is undefined")
     return PopulationNC1(tw, tb)
+
+
+def _check_means(means) -> torch.Tensor:
+    m = check_vector(means, "means").to(torch.float64)
+    if m.numel() < 2:
+        raise ValueError(f"means must list at least two class means, got {m.numel()}")
+    return m
 
 
 def population_nc1_1d(kernel: Callable, means=(-2.0, 2.0), std: float = 0.5, *, order: int = 120) -> PopulationNC1:
@@ -59,10 +88,13 @@ def population_nc1_1d(kernel: Callable, means=(-2.0, 2.0), std: float = 0.5, *, 
 
     E_cc' = sum_kl w_k w_l k(x_ck, x_c'l) with Gauss-Hermite nodes x_ck = m_c + sqrt(2) std t_k and
     weights w_k / sqrt(pi); a_c likewise with k(x, x).
+    Eq. ``nvn-pop`` of chapter ``04_ntk_vs_nngp``.
     """
+    if not callable(kernel):
+        raise TypeError(f"kernel must be a callable kernel(X, Z) -> (n, m), got {type(kernel).__name__}")
+    means = _check_means(means).tolist()
     std = check_positive(std, "std")
-    if not isinstance(order, int) or order < 2:
-        raise ValueError(f"order must be an integer >= 2, got {order!r}")
+    order = check_int(order, "order", minimum=2)
     t, w = np.polynomial.hermite.hermgauss(order)
     w = torch.as_tensor(w / np.sqrt(np.pi), dtype=torch.float64)
     nodes = [torch.as_tensor(m + np.sqrt(2.0) * std * t, dtype=torch.float64)[:, None] for m in means]
@@ -90,11 +122,12 @@ def population_nc1_large_d0(
 
     kind: "data" (the linear kernel x.x'/d0), "nngp" or "ntk" (of ``activation``).
     K1 blocks: diagonal sigma_b^2 + sigma_w^2 (m_c^2 + s^2), off-diagonal sigma_b^2 + sigma_w^2 m_c m_c'.
+    Eq. ``nvn-blocks`` of chapter ``04_ntk_vs_nngp``.
     """
     check_choice(kind, "kind", KERNEL_KINDS)
     std = check_positive(std, "std")
     sigma_w, sigma_b, sigma_a = (check_nonnegative(v, n) for v, n in ((sigma_w, "sigma_w"), (sigma_b, "sigma_b"), (sigma_a, "sigma_a")))
-    m = torch.as_tensor(means, dtype=torch.float64)
+    m = _check_means(means)
     var = sigma_b**2 + sigma_w**2 * (m * m + std**2)  # (C,) K1 on the diagonal
     K1 = sigma_b**2 + sigma_w**2 * m[:, None] * m[None, :]  # (C, C) K1 between distinct samples
     if kind == "data":
@@ -104,6 +137,6 @@ def population_nc1_large_d0(
     diag = act.dual(var, var, var)
     cross = act.dual(K1, v1, v2)
     if kind == "ntk":
-        diag = sigma_a**2 * (diag + var * act.dual_derivative(var, var, var))
-        cross = sigma_a**2 * (cross + K1 * act.dual_derivative(K1, v1, v2))
+        diag = ntk_from_parts(diag, act.dual_derivative(var, var, var), var, sigma_a)
+        cross = ntk_from_parts(cross, act.dual_derivative(K1, v1, v2), K1, sigma_a)
     return nc1_from_class_expectations(diag.numpy(), cross.numpy())

@@ -9,19 +9,29 @@ bias is Theta = sigma_a^2 (K_phi + K1 * Kdot) (entrywise product).
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from dataclasses import dataclass
 
 import torch
 
 from .duals import Activation, get_activation
-from ..validation import check_matrix, check_nonnegative, check_pair
+from ..validation import (check_choice, check_device, check_float_dtype, check_generator, check_int, check_matrix,
+                          check_nonnegative, check_pair)
 
 __all__ = [
     "preactivation_kernel",
+    "preactivation_parts",
+    "check_scales",
     "nngp",
     "derivative_kernel",
     "ntk",
+    "ntk_from_parts",
+    "kernel_family_from_preactivation",
     "two_layer_kernels",
+    "PARAMETRISATIONS",
+    "TwoLayerParams",
+    "draw_two_layer_params",
+    "two_layer_hidden",
+    "two_layer_output",
     "two_layer_features",
     "FiniteWidthKernels",
     "finite_width_kernels",
@@ -29,35 +39,50 @@ __all__ = [
 
 
 
-def _scales(sigma_w, sigma_b):
+def check_scales(sigma_w, sigma_b):
+    """(sigma_w, sigma_b) as floats, each checked non-negative (a ``ValueError`` names the argument).
+
+    Chapter ``03_two_layer_kernels``.
+    """
     return check_nonnegative(sigma_w, "sigma_w"), check_nonnegative(sigma_b, "sigma_b")
 
 
-def _preactivation(X, Z, same, sigma_w, sigma_b):
-    """(K1 (n, m), diag over X (n,), diag over Z (m,)); exactly symmetric when ``same``."""
+def preactivation_parts(X, Z, same, sigma_w, sigma_b):
+    """(K1 (n, m), diag over X (n,), diag over Z (m,)) of eq. ``tl-k1``; exactly symmetric when ``same``."""
     d0 = X.shape[1]
     K1 = sigma_b**2 + (sigma_w**2 / d0) * (X @ Z.T)  # (n, d0) @ (d0, m) -> (n, m)
     if same:
         K1 = 0.5 * (K1 + K1.T)
         vx = K1.diagonal().clone()
+        _check_overflow(K1, vx, vx)
         return K1, vx, vx
     vx = sigma_b**2 + (sigma_w**2 / d0) * (X * X).sum(1)
     vz = sigma_b**2 + (sigma_w**2 / d0) * (Z * Z).sum(1)
+    _check_overflow(K1, vx, vz)
     return K1, vx, vz
 
 
+def _check_overflow(K1, vx, vz):
+    if not (bool(torch.isfinite(vx).all()) and bool(torch.isfinite(vz).all()) and bool(torch.isfinite(K1).all())):
+        raise ValueError("X (or Z) is too large: the pre-activation kernel sigma_b^2 + (sigma_w^2/d0) x.z overflowed "
+                         f"{K1.dtype}; rescale the inputs")
+
+
 def preactivation_kernel(X, Z=None, *, sigma_w: float = 1.0, sigma_b: float = 0.0) -> torch.Tensor:
-    """K1(x, z) = sigma_b^2 + (sigma_w^2 / d0) x.z; X (n, d0), Z (m, d0) -> (n, m)."""
+    """K1(x, z) = sigma_b^2 + (sigma_w^2 / d0) x.z; X (n, d0), Z (m, d0) -> (n, m).
+
+    Eq. ``tl-k1`` of chapter ``03_two_layer_kernels``.
+    """
     X, Z, same = check_pair(X, Z)
-    sigma_w, sigma_b = _scales(sigma_w, sigma_b)
-    return _preactivation(X, Z, same, sigma_w, sigma_b)[0]
+    sigma_w, sigma_b = check_scales(sigma_w, sigma_b)
+    return preactivation_parts(X, Z, same, sigma_w, sigma_b)[0]
 
 
 def _kernels(X, Z, activation, sigma_w, sigma_b, which):
     X, Z, same = check_pair(X, Z)
-    sigma_w, sigma_b = _scales(sigma_w, sigma_b)
+    sigma_w, sigma_b = check_scales(sigma_w, sigma_b)
     act: Activation = get_activation(activation)
-    K1, vx, vz = _preactivation(X, Z, same, sigma_w, sigma_b)
+    K1, vx, vz = preactivation_parts(X, Z, same, sigma_w, sigma_b)
     v1, v2 = vx[:, None], vz[None, :]
     out = {}
     if "nngp" in which:
@@ -78,12 +103,16 @@ def nngp(X, Z=None, *, activation: str = "erf", sigma_w: float = 1.0, sigma_b: f
 
     Returns:
         (n, m) tensor with X's dtype and device.
+    Eq. ``tl-nngp`` of chapter ``03_two_layer_kernels``.
     """
     return _kernels(X, Z, activation, sigma_w, sigma_b, ("nngp",))["nngp"]
 
 
 def derivative_kernel(X, Z=None, *, activation: str = "erf", sigma_w: float = 1.0, sigma_b: float = 0.0) -> torch.Tensor:
-    r"""Derivative kernel Kdot(x, z) = E[phi'(u) phi'(v)]; shapes as in :func:`nngp`."""
+    r"""Derivative kernel Kdot(x, z) = E[phi'(u) phi'(v)]; shapes as in :func:`nngp`.
+
+    Eqs. ``tl-erf-dot`` and ``tl-relu-dot`` of chapter ``03_two_layer_kernels``.
+    """
     return _kernels(X, Z, activation, sigma_w, sigma_b, ("dot",))["dot"]
 
 
@@ -100,10 +129,20 @@ def ntk(
 
     The first term is the gradient with respect to the read-out a, the second the gradient with
     respect to (W, b), whose inner products carry K1 = sigma_b^2 + (sigma_w^2/d0) x.z.
+    Eq. ``tl-ntk`` of chapter ``03_two_layer_kernels``.
     """
     sigma_a = check_nonnegative(sigma_a, "sigma_a")
     k = _kernels(X, Z, activation, sigma_w, sigma_b, ("nngp", "dot"))
-    return sigma_a**2 * (k["nngp"] + k["K1"] * k["dot"])
+    return ntk_from_parts(k["nngp"], k["dot"], k["K1"], sigma_a)
+
+
+def ntk_from_parts(k_phi, k_dot, K1, sigma_a: float = 1.0):
+    r"""Theta = sigma_a^2 (K_phi + K1 * Kdot) (entrywise): the two-layer NTK from its parts, eq. ``tl-ntk``.
+
+    The one place the NTK is assembled: :func:`ntk`, :func:`two_layer_kernels`, the population limits,
+    the reference variant and the streamed grids all call it. Tensors (or arrays) of one broadcast shape.
+    """
+    return sigma_a**2 * (k_phi + K1 * k_dot)
 
 
 def two_layer_kernels(
@@ -118,32 +157,119 @@ def two_layer_kernels(
 
     Each entry equals the corresponding :func:`nngp` / :func:`ntk` of X with Z = None (exactly
     symmetric, (N, N)); computing K1 and its diagonal once makes a grid of kernels about twice as fast.
+    Eqs. ``tl-nngp`` and ``tl-ntk`` of chapter ``03_two_layer_kernels``.
     """
     X, Z, same = check_pair(X, None)
-    sigma_w, sigma_b = _scales(sigma_w, sigma_b)
+    sigma_w, sigma_b = check_scales(sigma_w, sigma_b)
     sigma_a = check_nonnegative(sigma_a, "sigma_a")
-    K1, vx, _ = _preactivation(X, Z, same, sigma_w, sigma_b)
+    K1, vx, _ = preactivation_parts(X, Z, same, sigma_w, sigma_b)
     v1, v2 = vx[:, None], vx[None, :]
     out = {"K1": K1}
-    out.update(_family_from_preactivation(K1, v1, v2, activations, sigma_a))
+    out.update(kernel_family_from_preactivation(K1, v1, v2, activations, sigma_a))
     return out
 
 
-def _family_from_preactivation(K1, v1, v2, activations, sigma_a):
+def kernel_family_from_preactivation(K1, v1, v2, activations, sigma_a: float = 1.0) -> dict[str, torch.Tensor]:
+    """{"NNGP act": K_phi, "NTK act": Theta} for each activation, from K1 (n, m) and its diagonals v1 (n, 1), v2 (1, m).
+
+    Eqs. ``tl-nngp`` and ``tl-ntk`` of chapter ``03_two_layer_kernels``; lets a caller stream rows of K1.
+    """
+    if activations is None or isinstance(activations, (str, Activation)) or not len(activations):
+        raise ValueError(f"activations must be a non-empty sequence of activation names, got {activations!r}")
     out = {}
     for name in activations:
         act = get_activation(name, "activations")
         k_phi, k_dot = act.both(K1, v1, v2)
         out[f"NNGP {act.name}"] = k_phi
-        out[f"NTK {act.name}"] = sigma_a**2 * (k_phi + K1 * k_dot)
+        out[f"NTK {act.name}"] = ntk_from_parts(k_phi, k_dot, K1, sigma_a)
     return out
 
 
-def _hidden_weights(d0, width, sigma_w, sigma_b, generator, like):
+_family_from_preactivation = kernel_family_from_preactivation  # old private names, kept for old callers
+_scales, _preactivation = check_scales, preactivation_parts
+
+
+# --------------------------------------------------------------------------------------------------
+# The finite network whose kernels these are (one definition: the draw and the forward map)
+
+PARAMETRISATIONS = ("standard", "ntk")
+
+
+@dataclass(frozen=True)
+class TwoLayerParams:
+    """Parameters of f(x) = a^T phi(W x + b) (eq. ``tn-net``): W (h, d0), b (h,), a (h,) or (h, k), a in
+    ``parametrisation`` "standard" (W, b, a carry their scales: W_jk ~ N(0, sigma_w^2/d0), b_j ~ N(0, sigma_b^2),
+    a_j ~ N(0, sigma_a^2/h)) or "ntk" (W, b, a standard normal; the forward map applies sigma_w/sqrt(d0),
+    sigma_b and sigma_a/sqrt(h)); chapter ``03_two_layer_kernels``."""
+
+    W: torch.Tensor
+    b: torch.Tensor
+    a: torch.Tensor | None
+    parametrisation: str = "standard"
+    sigma_w: float = 1.0
+    sigma_b: float = 0.0
+    sigma_a: float = 1.0
+
+    def hidden_standard(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(W, b) with their scales applied: W (sigma_w/sqrt(d0)), b sigma_b for "ntk"; as stored for "standard"."""
+        if self.parametrisation == "standard":
+            return self.W, self.b
+        return self.W * (self.sigma_w / math.sqrt(self.W.shape[1])), self.b * self.sigma_b
+
+
+def draw_two_layer_params(d0: int, width: int, *, outputs: int | None = None, readout: bool = True,
+                          sigma_w: float = 1.0, sigma_b: float = 0.0, sigma_a: float = 1.0,
+                          parametrisation: str = "standard", generator: torch.Generator | None = None,
+                          dtype=torch.float64, device=None) -> TwoLayerParams:
+    """Draw W (h, d0), b (h,) and (if ``readout``) a (h,) or (h, outputs), in that order, as standard normals from
+    ``generator`` (on its device, in ``dtype``), moved to ``device``; scaled as ``parametrisation`` says.
+
+    The one random draw of the two-layer net: :func:`two_layer_features`, :func:`finite_width_kernels`, the
+    trainer's ``init_networks`` and ``TwoLayerNTKNet`` all use it, so a seed gives the same network everywhere.
+    Chapter ``03_two_layer_kernels``. The trained net is eq. ``tn-net`` of chapter ``06_trained_networks``.
+    """
+    check_generator(generator)
+    check_choice(parametrisation, "parametrisation", PARAMETRISATIONS)
+    d0, width = check_int(d0, "d0"), check_int(width, "width")
+    outputs = check_int(outputs, "outputs", allow_none=True)
+    sigma_w, sigma_b = check_scales(sigma_w, sigma_b)
+    sigma_a = check_nonnegative(sigma_a, "sigma_a")
+    check_float_dtype(dtype, "dtype")
+    check_device(device, "device")
     gen_device = generator.device if generator is not None else torch.device("cpu")
-    W = torch.randn(width, d0, generator=generator, dtype=like.dtype, device=gen_device).to(like.device)
-    b = torch.randn(width, generator=generator, dtype=like.dtype, device=gen_device).to(like.device)
-    return W * (sigma_w / math.sqrt(d0)), b * sigma_b
+
+    def normal(*shape):
+        return torch.randn(*shape, generator=generator, dtype=dtype, device=gen_device).to(device)
+
+    W, b = normal(width, d0), normal(width)
+    a = (normal(width) if outputs is None else normal(width, outputs)) if readout else None
+    if parametrisation == "standard":
+        W, b = W * (sigma_w / math.sqrt(d0)), b * sigma_b
+        a = None if a is None else a * (sigma_a / math.sqrt(width))
+    return TwoLayerParams(W, b, a, parametrisation, float(sigma_w), float(sigma_b), float(sigma_a))
+
+
+def two_layer_hidden(params: TwoLayerParams, X: torch.Tensor, activation: str = "erf") -> torch.Tensor:
+    """H = phi(u), u = X W^T + b (standard) or (sigma_w/sqrt(d0)) X W^T + sigma_b b (ntk): X (B, d0) -> (B, h).
+
+    Chapter ``03_two_layer_kernels``.
+    """
+    act = get_activation(activation)
+    if params.parametrisation == "standard":
+        return act.phi(X @ params.W.T + params.b)  # (B, d0) @ (d0, h) -> (B, h)
+    d0 = params.W.shape[1]
+    return act.phi((params.sigma_w / math.sqrt(d0)) * (X @ params.W.T) + params.sigma_b * params.b)
+
+
+def two_layer_output(params: TwoLayerParams, X: torch.Tensor, activation: str = "erf") -> torch.Tensor:
+    """f(x) = H a (standard) or (sigma_a/sqrt(h)) H a (ntk), H = :func:`two_layer_hidden`: (B, d0) -> (B,) or (B, k).
+
+    Chapter ``03_two_layer_kernels``.
+    """
+    H = two_layer_hidden(params, X, activation)
+    if params.parametrisation == "standard":
+        return H @ params.a
+    return (params.sigma_a / math.sqrt(params.W.shape[0])) * (H @ params.a)
 
 
 def two_layer_features(
@@ -158,24 +284,32 @@ def two_layer_features(
     """Hidden post-activations H = phi(X W^T + b) of one random network: X (N, d0) -> (N, width).
 
     (1/width) H H^T converges to :func:`nngp` as width grows.
+    Eq. ``tl-nngp`` of chapter ``03_two_layer_kernels``.
     """
     X = check_matrix(X, "X")
-    if not isinstance(width, int) or width < 1:
-        raise ValueError(f"width must be a positive integer, got {width!r}")
-    sigma_w, sigma_b = _scales(sigma_w, sigma_b)
+    width = check_int(width, "width")
+    sigma_w, sigma_b = check_scales(sigma_w, sigma_b)
     act = get_activation(activation)
-    W, b = _hidden_weights(X.shape[1], width, sigma_w, sigma_b, generator, X)
-    return act.phi(X @ W.T + b)  # (N, d0) @ (d0, width) -> (N, width)
+    params = draw_two_layer_params(X.shape[1], width, readout=False, sigma_w=sigma_w, sigma_b=sigma_b,
+                                   generator=generator, dtype=X.dtype, device=X.device)
+    return two_layer_hidden(params, X, act)  # (N, d0) @ (d0, width) -> (N, width)
 
 
-class FiniteWidthKernels(NamedTuple):
-    """Monte Carlo kernels of one finite network with their per-entry standard errors."""
+@dataclass(frozen=True)
+class FiniteWidthKernels:
+    """Monte Carlo kernels of one finite network with their per-entry standard errors (iterable, in field order).
+
+    Chapter ``03_two_layer_kernels``.
+    """
 
     nngp: torch.Tensor
     nngp_se: torch.Tensor
     ntk: torch.Tensor
     ntk_se: torch.Tensor
     width: int
+
+    def __iter__(self):
+        return iter((self.nngp, self.nngp_se, self.ntk, self.ntk_se, self.width))
 
 
 def finite_width_kernels(
@@ -196,17 +330,19 @@ def finite_width_kernels(
     phi(u_j) phi(v_j) and sigma_a^2 [phi(u_j) phi(v_j) + a_j^2 phi'(u_j) phi'(v_j) K1] (a_j ~ N(0, 1)),
     so the standard error of each entry is the sample standard deviation over units / sqrt(h).
     Units are processed in chunks so memory stays O(n m chunk).
+    Eqs. ``tl-nngp`` and ``tl-ntk`` of chapter ``03_two_layer_kernels`` (Monte Carlo).
     """
     X, Z, same = check_pair(X, Z)
-    if not isinstance(width, int) or width < 2:
-        raise ValueError(f"width must be an integer >= 2, got {width!r}")
-    sigma_w, sigma_b = _scales(sigma_w, sigma_b)
+    width = check_int(width, "width", minimum=2)
+    chunk = check_int(chunk, "chunk")
+    sigma_w, sigma_b = check_scales(sigma_w, sigma_b)
     sigma_a = check_nonnegative(sigma_a, "sigma_a")
     act = get_activation(activation)
-    W, b = _hidden_weights(X.shape[1], width, sigma_w, sigma_b, generator, X)
-    gen_device = generator.device if generator is not None else torch.device("cpu")
-    a = torch.randn(width, generator=generator, dtype=X.dtype, device=gen_device).to(X.device)
-    K1 = _preactivation(X, Z, same, sigma_w, sigma_b)[0]
+    # W, b, a standard normal (the NTK parametrisation's draw); a_j ~ N(0, 1) enters as sigma_a^2 a_j^2 / h
+    params = draw_two_layer_params(X.shape[1], width, sigma_w=sigma_w, sigma_b=sigma_b, sigma_a=sigma_a,
+                                   parametrisation="ntk", generator=generator, dtype=X.dtype, device=X.device)
+    (W, b), a = params.hidden_standard(), params.a
+    K1 = preactivation_parts(X, Z, same, sigma_w, sigma_b)[0]
     sums = {k: torch.zeros_like(K1) for k in ("g", "g2", "t", "t2")}
     for start in range(0, width, chunk):
         sl = slice(start, start + chunk)

@@ -1,7 +1,14 @@
-"""Layer 4, models: finite networks and the solvers that fit them (batched two-layer training and its fused CPU
-step, the adaptive kernel of the Equations of State, the block NTK gradient flow, Deep RFM, trained MLPs).
+"""Layer 4, models: finite networks and the solvers that fit them: batched two-layer training (``training``: the
+trainer and its fused CPU step; ``training_config``: configuration, initialisation, history; ``training_oracle``: the
+autograd oracle), the adaptive kernel of the Equations of State (package ``adaptive``: problem, map, solver), the block
+NTK gradient flow (``block_ntk``), Deep RFM (``rfm``), the one MLP (``mlp``), the NTK-probed training of chapter 09
+(``probed``) and trained MLPs analysed layer by layer (``agop``).
 
-May import: :mod:`nckernels.validation`, :mod:`nckernels.data`, :mod:`nckernels.metrics`, :mod:`nckernels.kernels`.
+The two-layer network itself (its one random draw and forward map, both parametrisations) is defined next to its
+kernels in :mod:`nckernels.kernels.two_layer`; every model here uses that definition.
+
+May import: :mod:`nckernels.validation`, :mod:`nckernels.errors`, :mod:`nckernels.data`, :mod:`nckernels.metrics`,
+:mod:`nckernels.kernels`.
 """
 from .adaptive import *  # noqa: F401,F403
 from .adaptive import __all__ as _adaptive
@@ -9,9 +16,13 @@ from .agop import *  # noqa: F401,F403
 from .agop import __all__ as _agop
 from .block_ntk import *  # noqa: F401,F403
 from .block_ntk import __all__ as _block_ntk
+from .mlp import *  # noqa: F401,F403
+from .mlp import __all__ as _mlp
+from .probed import *  # noqa: F401,F403
+from .probed import __all__ as _probed
 from .rfm import *  # noqa: F401,F403
 from .rfm import __all__ as _rfm
 from .training import *  # noqa: F401,F403
 from .training import __all__ as _training
 
-__all__ = [*_adaptive, *_agop, *_block_ntk, *_rfm, *_training]
+__all__ = [*_adaptive, *_agop, *_block_ntk, *_mlp, *_probed, *_rfm, *_training]

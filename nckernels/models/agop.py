@@ -15,20 +15,23 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
-from ..metrics import nc1_from_features
-from .rfm import psd_sqrt
-from ..validation import check_labels, check_matrix, check_nonnegative, check_positive
+from ..metrics import matrix_correlation, nc1_from_features, nfa_correlation, psd_sqrt  # noqa: F401  (re-exported)
+from ..data.targets import class_targets
+from ..errors import DivergenceError
+from .mlp import MLPNetwork
+from ..validation import (check_generator, check_int, check_labels, check_matrix, check_model, check_nonnegative,
+                          check_positive, check_test_labels)
 
 __all__ = [
     "model_agop",
-    "matrix_correlation",
-    "nfa_correlation",
     "MLP",
     "mlp_layer_analysis",
+    "linear_share",
     "TrainedMLP",
     "train_mlp",
 ]
@@ -38,13 +41,13 @@ def model_agop(f, X, *, batch_size: int | None = None) -> torch.Tensor:
     """(1/n) sum_i J_f(x_i)^T J_f(x_i) with J = jacrev of f on one sample; f maps (b, d) -> (b, C) or (b,).
 
     X (n, d) -> (d, d). ``batch_size`` bounds how many Jacobians are held at once.
+    Eq. ``agopt-agop`` of chapter ``11_agop_trained``.
     """
+    if not callable(f):
+        raise TypeError(f"f must be a callable (b, d) -> (b, C), got {type(f).__name__}")
     X = check_matrix(X, "X")
     n, d = X.shape
-    if batch_size is None:
-        batch_size = n
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    batch_size = n if batch_size is None else check_int(batch_size, "batch_size")
 
     def single(x):  # (d,) -> (C,)
         out = f(x[None, :])
@@ -62,77 +65,19 @@ def model_agop(f, X, *, batch_size: int | None = None) -> torch.Tensor:
     return agop.detach()
 
 
-def matrix_correlation(A, B, *, centered: bool = False) -> float:
-    """<A, B>_F / (||A||_F ||B||_F) of two same-shape matrices (entries mean-centred first if ``centered``)."""
-    A = check_matrix(A, "A")
-    B = check_matrix(B, "B")
-    if A.shape != B.shape:
-        raise ValueError(f"A and B must have the same shape, got {tuple(A.shape)} and {tuple(B.shape)}")
-    B = B.to(dtype=A.dtype, device=A.device)
-    if centered:
-        A, B = A - A.mean(), B - B.mean()
-    na, nb = torch.linalg.norm(A), torch.linalg.norm(B)
-    if not (float(na) > 0 and float(nb) > 0):
-        raise ValueError("matrix_correlation is undefined for a zero matrix")
-    return float((A * B).sum() / (na * nb))
+class MLP(MLPNetwork):
+    """x -> relu(W_1 x + b_1) -> ... -> relu(W_L h + b_L) -> W_out h + b_out: ``depth`` hidden layers of ``width``.
 
-
-def nfa_correlation(W, agop, *, power: float = 0.5, centered: bool = False) -> float:
-    """NFA statistic: corr(W^T W, AGOP^power); W (k, d), agop (d, d) PSD -> float in [-1, 1]."""
-    W = check_matrix(W, "W")
-    agop = check_matrix(agop, "agop", square=True)
-    if agop.shape[0] != W.shape[1]:
-        raise ValueError(f"agop must be ({W.shape[1]}, {W.shape[1]}) to match W's columns, got {tuple(agop.shape)}")
-    power = check_positive(power, "power")
-    if power == 0.5:
-        P = psd_sqrt(agop)
-    else:
-        lam, V = torch.linalg.eigh(0.5 * (agop + agop.T))
-        P = (V * lam.clamp_min(0.0) ** power) @ V.T
-    return matrix_correlation(W.T @ W, P, centered=centered)
-
-
-class MLP(nn.Module):
-    """x -> relu(W_1 x + b_1) -> ... -> relu(W_L h + b_L) -> W_out h + b_out; hidden layers in ``hidden``.
-
-    ``init_scale`` multiplies PyTorch's default initialisation of every weight and bias.
+    :class:`nckernels.models.mlp.MLPNetwork` with relu and ``init="uniform"``: ``init_scale`` multiplies PyTorch's
+    default initialisation of every weight and bias (chapter ``11_agop_trained``).
     """
 
     def __init__(self, d_in: int, width: int, depth: int, num_classes: int, *, init_scale: float = 1.0,
                  dtype=torch.float64, device=None, generator: torch.Generator | None = None):
-        super().__init__()
-        for name, v in (("d_in", d_in), ("width", width), ("depth", depth), ("num_classes", num_classes)):
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
-        init_scale = check_positive(init_scale, "init_scale")
-        dims = [d_in] + [width] * depth
-        self.hidden = nn.ModuleList(nn.Linear(a, b, dtype=dtype) for a, b in zip(dims[:-1], dims[1:]))
-        self.head = nn.Linear(width, num_classes, dtype=dtype)
-        gdev = generator.device if generator is not None else torch.device("cpu")
-        with torch.no_grad():
-            for lin in [*self.hidden, self.head]:
-                bound = 1.0 / math.sqrt(lin.in_features)  # PyTorch's default uniform bound, drawn from generator
-                for p in (lin.weight, lin.bias):
-                    u = torch.rand(p.shape, generator=generator, dtype=dtype, device=gdev)
-                    p.copy_((2 * u - 1) * bound * init_scale)
-        if device is not None:
-            self.to(device)
-
-    def tail(self, h: torch.Tensor, start: int) -> torch.Tensor:
-        """The network from the input of hidden layer ``start`` (0-based) to the output."""
-        for lin in self.hidden[start:]:
-            h = torch.relu(lin(h))
-        return self.head(h)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.tail(x, 0)
-
-    def layer_inputs(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """[h_0 = x, h_1, ..., h_L]: the input of every hidden layer and the last hidden output."""
-        hs = [x]
-        for lin in self.hidden:
-            hs.append(torch.relu(lin(hs[-1])))
-        return hs
+        for name, v, low in (("d_in", d_in, 1), ("width", width, 1), ("depth", depth, 1), ("num_classes", num_classes, 2)):
+            check_int(v, name, minimum=low)
+        super().__init__(d_in, [width] * depth, num_classes, activation="relu", init="uniform", init_scale=init_scale,
+                         generator=generator, dtype=dtype, device=device)
 
 
 @torch.no_grad()
@@ -146,9 +91,14 @@ def mlp_layer_analysis(model: MLP, X, labels, *, with_agop: bool = True) -> pd.D
 
     X (n, d), labels (n,) -> DataFrame with columns layer (1-based), nc1_input, nc1_svt, nc1_output,
     nfa (NaN when ``with_agop`` is False).
+    Eqs. ``agopt-svt`` and ``agopt-nfa`` of chapter ``11_agop_trained``.
     """
+    check_model(model)
     X = check_matrix(X, "X")
     index, _ = check_labels(labels, X.shape[0], device=X.device)
+    d_in = model.hidden[0].in_features if len(getattr(model, "hidden", ())) else None
+    if d_in is not None and X.shape[1] != d_in:
+        raise ValueError(f"X must have {d_in} columns (the model's input size), got {X.shape[1]}")
     rows = []
     with torch.no_grad():
         hs = model.layer_inputs(X.to(next(model.parameters()).dtype))
@@ -165,9 +115,25 @@ def mlp_layer_analysis(model: MLP, X, labels, *, with_agop: bool = True) -> pd.D
     return pd.DataFrame(rows)
 
 
+def linear_share(frame: pd.DataFrame) -> float:
+    """Share of the summed log-NC1 reduction of the layers that happens at S V^T:
+    sum_l log(nc1_input / nc1_svt) / sum_l log(nc1_input / nc1_output), for a :func:`mlp_layer_analysis` frame.
+
+    Chapter ``11_agop_trained``, eq. ``agopt-svt``.
+    """
+    for col in ("nc1_input", "nc1_svt", "nc1_output"):
+        if col not in frame:
+            raise ValueError(f"frame must have the column {col!r} (a mlp_layer_analysis frame)")
+    total = np.log(frame["nc1_input"] / frame["nc1_output"]).sum()
+    return float(np.log(frame["nc1_input"] / frame["nc1_svt"]).sum() / total)
+
+
 @dataclass(frozen=True)
 class TrainedMLP:
-    """A trained MLP and its history (epoch, loss, train_acc, test_acc, nfa_1..nfa_L at checkpoints)."""
+    """A trained MLP and its history (epoch, loss, train_acc, test_acc, nfa_1..nfa_L at checkpoints).
+
+    Chapter ``11_agop_trained``.
+    """
 
     model: MLP
     history: pd.DataFrame
@@ -195,24 +161,26 @@ def train_mlp(
     """Train an MLP with MSE to one-hot targets by mini-batch SGD (momentum, weight decay).
 
     X (n, d), labels (n,) 0..C-1 after ``check_labels``; ``checkpoints``: epochs (0 = at init) at which
-    the per-layer NFA correlation is recorded. Raises if the loss becomes non-finite.
+    the per-layer NFA correlation is recorded. Raises :class:`nckernels.DivergenceError` if the loss of any step
+    becomes non-finite (checked at every step, before the update). Chapter ``11_agop_trained``.
     """
     X = check_matrix(X, "X")
     index, sizes = check_labels(labels, X.shape[0], device=X.device)
     C = sizes.numel()
-    for name, v in (("epochs", epochs), ("batch_size", batch_size)):
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    epochs, batch_size = check_int(epochs, "epochs"), check_int(batch_size, "batch_size")
+    check_generator(generator)
     lr = check_positive(lr, "lr")
     momentum = check_nonnegative(momentum, "momentum")
     weight_decay = check_nonnegative(weight_decay, "weight_decay")
     gdev = generator.device if generator is not None else torch.device("cpu")
     model = MLP(X.shape[1], width, depth, C, init_scale=init_scale, dtype=X.dtype, generator=generator).to(X.device)
-    Y = torch.nn.functional.one_hot(index, C).to(X.dtype)  # (n, C)
+    Y = class_targets(index, C, encoding="onehot", dtype=X.dtype)  # (n, C)
     test_index = None
     if X_test is not None:
         X_test = check_matrix(X_test, "X_test", columns=X.shape[1]).to(dtype=X.dtype, device=X.device)
-        test_index, _ = check_labels(labels_test, X_test.shape[0], name="labels_test", device=X.device)
+        test_index = check_test_labels(labels_test, X_test.shape[0], labels, device=X.device)
+    elif labels_test is not None:
+        raise ValueError("labels_test given without X_test")
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
     checkpoints = set(int(c) for c in checkpoints)
     rows = []
@@ -245,12 +213,15 @@ def train_mlp(
             idx = perm[start:start + batch_size]
             opt.zero_grad()
             loss = ((model(X[idx]) - Y[idx]) ** 2).sum(1).mean()
+            step_loss = float(loss.detach())
+            if not math.isfinite(step_loss):  # every step: never an update from a non-finite loss
+                raise DivergenceError(f"training diverged at epoch {epoch} (loss {step_loss}); lower lr", epoch=epoch)
             loss.backward()
             opt.step()
-            total += float(loss.detach()) * idx.numel()
+            total += step_loss * idx.numel()
         loss_value = total / n
         if not math.isfinite(loss_value):
-            raise ValueError(f"training diverged at epoch {epoch} (loss {loss_value}); lower lr")
+            raise DivergenceError(f"training diverged at epoch {epoch} (loss {loss_value}); lower lr", epoch=epoch)
         if epoch in checkpoints or epoch == epochs:
             record(epoch, loss_value)
     return TrainedMLP(model, pd.DataFrame(rows), loss_value)

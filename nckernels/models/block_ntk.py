@@ -21,8 +21,14 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from ..metrics import nc1_from_features
-from ..validation import as_float_tensor, check_finite, check_labels, check_matrix, check_positive
+from ..data.targets import class_targets
+from ..errors import DivergenceError
+from ..metrics import (  # noqa: F401  (re-exported: their old home)
+    CollapseMetrics, collapse_metrics, invariant, nc1_from_features, nc2_etf_distance, nc2_gram_distance,
+    nc3_self_duality,
+)
+from ..validation import (as_float_tensor, check_device, check_finite, check_float_dtype, check_generator, check_int,
+                          check_labels, check_matrix, check_positive, check_real)
 
 __all__ = [
     "BlockKernel",
@@ -32,18 +38,12 @@ __all__ = [
     "init_block_state",
     "simulate_block_flow",
     "loss_components",
-    "invariant",
-    "nc2_etf_distance",
-    "nc3_self_duality",
-    "CollapseMetrics",
-    "collapse_metrics",
+    "half_time",
 ]
 
 
 def _positive_int(value, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return value
+    return check_int(value, name, minimum=minimum)
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,7 @@ class BlockKernel:
     ``kappa_d``: same sample, ``kappa_c``: same class, ``kappa_n``: different classes. Any values that
     make K positive definite (all three eigenvalues > 0) are accepted; kappa_c = kappa_n = 0 is the
     unconstrained-features limit K = kappa_d I.
+    Eqs. ``ntkc-block`` and ``ntkc-eig`` of chapter ``08_ntk_collapse_dynamics``.
     """
 
     kappa_d: float
@@ -63,9 +64,7 @@ class BlockKernel:
 
     def __post_init__(self):
         for name in ("kappa_d", "kappa_c", "kappa_n"):
-            v = float(getattr(self, name))
-            if not math.isfinite(v):
-                raise ValueError(f"{name} must be finite, got {getattr(self, name)!r}")
+            v = check_real(getattr(self, name), name)
             object.__setattr__(self, name, v)
         _positive_int(self.num_classes, "num_classes", 2)
         _positive_int(self.per_class, "per_class", 1)
@@ -98,7 +97,7 @@ class BlockKernel:
 
     def targets(self, *, dtype=torch.float64, device=None) -> torch.Tensor:
         """(N, C) one-hot targets Y."""
-        return torch.nn.functional.one_hot(self.labels(device=device), self.num_classes).to(dtype)
+        return class_targets(self.labels(device=device), self.num_classes, encoding="onehot", dtype=dtype)
 
     def matrix(self, *, dtype=torch.float64, device=None) -> torch.Tensor:
         """(N, N) K = (kd - kc) I + (kc - kn) blockdiag(1 1^T) + kn 1 1^T."""
@@ -125,7 +124,10 @@ class BlockKernel:
 
 @dataclass(frozen=True)
 class BlockState:
-    """Read-out weights ``W`` (C, p), bias ``b`` (C,) and features ``H`` (N, p)."""
+    """Read-out weights ``W`` (C, p), bias ``b`` (C,) and features ``H`` (N, p).
+
+    Chapter ``08_ntk_collapse_dynamics``.
+    """
 
     W: torch.Tensor
     b: torch.Tensor
@@ -149,42 +151,53 @@ def block_flow_rhs(W, b, H, K, Y):
     """Gradient flow of L = ||H W^T + 1 b^T - Y||^2 / 2 with feature kernel K (N, N).
 
     Returns (dW (C, p), db (C,), dH (N, p)) = (-R^T H, -R^T 1, -K R W), R = H W^T + 1 b^T - Y.
+    Eq. ``ntkc-flow`` of chapter ``08_ntk_collapse_dynamics``.
     """
+    W, b, H = _check_state(W, b, H)
+    K = check_matrix(K, "K", symmetric=True)
+    Y = check_matrix(Y, "Y")
+    _check_state(W, b, H, K, Y)
+    return _block_flow_rhs(W, b, H, K, Y)
+
+
+def _block_flow_rhs(W, b, H, K, Y):
     R = H @ W.T + b - Y  # (N, p) @ (p, C) -> (N, C)
     return -R.T @ H, -R.sum(0), -K @ (R @ W)  # (C, p), (C,), (N, N) @ (N, C) @ (C, p)
 
 
 def init_block_state(kernel: BlockKernel, p: int, *, scale: float, generator=None, dtype=torch.float64, device=None) -> BlockState:
-    """W (C, p) and H (N, p) with i.i.d. N(0, scale^2) entries, b = 0."""
+    """W (C, p) and H (N, p) with i.i.d. N(0, scale^2) entries, b = 0.
+
+    Chapter ``08_ntk_collapse_dynamics``.
+    """
+    if not isinstance(kernel, BlockKernel):
+        raise TypeError(f"kernel must be a BlockKernel, got {type(kernel).__name__}")
     _positive_int(p, "p")
     scale = check_positive(scale, "scale")
+    check_float_dtype(dtype, "dtype")
+    check_device(device, "device")
+    check_generator(generator)
     gen_device = generator.device if generator is not None else torch.device("cpu")
     W = scale * torch.randn(kernel.num_classes, p, generator=generator, dtype=dtype, device=gen_device)
     H = scale * torch.randn(kernel.N, p, generator=generator, dtype=dtype, device=gen_device)
     return BlockState(W.to(device), torch.zeros(kernel.num_classes, dtype=dtype, device=device), H.to(device))
 
 
-def invariant(W, H, K, *, jitter: float = 0.0) -> torch.Tensor:
-    """E = W^T W - H^T K^{-1} H (p, p); W (C, p), H (N, p), K (N, N) symmetric positive definite.
-
-    ``jitter`` adds jitter * mean(diag K) to the diagonal before the solve (empirical kernels).
-    """
-    W = check_matrix(W, "W")
-    H = check_matrix(H, "H", columns=W.shape[1])
-    K = check_matrix(K, "K", square=True)
-    if K.shape[0] != H.shape[0]:
-        raise ValueError(f"K must have shape ({H.shape[0]}, {H.shape[0]}), got {tuple(K.shape)}")
-    if jitter:
-        K = K + float(jitter) * K.diagonal().mean() * torch.eye(K.shape[0], dtype=K.dtype, device=K.device)
-    L, info = torch.linalg.cholesky_ex(0.5 * (K + K.T))
-    if int(info) != 0:
-        raise ValueError("K must be symmetric positive definite (Cholesky failed); try a small jitter")
-    Z = torch.linalg.solve_triangular(L, H, upper=False)  # L^{-1} H (N, p), so H^T K^{-1} H = Z^T Z
-    return W.T @ W - Z.T @ Z
-
-
 def loss_components(W, b, H, kernel: BlockKernel) -> dict[str, float]:
-    """L = ||R||^2/2 split on the eigenspaces of K: global ||P_G R||^2/2, class ||P_c R||^2/2, within ||P_0 R||^2/2."""
+    """L = ||R||^2/2 split on the eigenspaces of K: global ||P_G R||^2/2, class ||P_c R||^2/2, within ||P_0 R||^2/2.
+
+    Eq. ``ntkc-loss`` of chapter ``08_ntk_collapse_dynamics``.
+    """
+    if not isinstance(kernel, BlockKernel):
+        raise TypeError(f"kernel must be a BlockKernel, got {type(kernel).__name__}")
+    W, b, H = _check_state(W, b, H)
+    if H.shape[0] != kernel.N or W.shape[0] != kernel.num_classes:
+        raise ValueError(f"W must have {kernel.num_classes} rows and H {kernel.N} rows to match kernel, got "
+                         f"{tuple(W.shape)} and {tuple(H.shape)}")
+    return _loss_components(W, b, H, kernel)
+
+
+def _loss_components(W, b, H, kernel):
     R = H @ W.T + b - kernel.targets(dtype=H.dtype, device=H.device)  # (N, C)
     C, m = kernel.num_classes, kernel.per_class
     class_means = R.reshape(C, m, -1).mean(1)  # (C, C): mean residual of each class (samples sorted)
@@ -193,59 +206,6 @@ def loss_components(W, b, H, kernel: BlockKernel) -> dict[str, float]:
     cls = 0.5 * m * float(((class_means - glob) ** 2).sum())
     gl = 0.5 * kernel.N * float((glob**2).sum())
     return {"loss": gl + cls + within, "loss global": gl, "loss class": cls, "loss within": within}
-
-
-def _class_means(H, labels):
-    index, sizes = check_labels(labels, H.shape[0], device=H.device)
-    C = sizes.numel()
-    Y = torch.nn.functional.one_hot(index, C).to(H.dtype)  # (N, C)
-    return (Y.T @ H) / sizes.to(H.dtype)[:, None]  # (C, p)
-
-
-def nc2_etf_distance(H, labels) -> float:
-    """NC2 = || G / ||G||_F - (I - 11^T/C) / sqrt(C - 1) ||_F, G = M M^T the Gram matrix of the centred
-    class means M (C, p) (class means minus their average). 0 for a simplex ETF; at most 2."""
-    H = check_matrix(H, "H")
-    M = _class_means(H, labels)
-    M = M - M.mean(0)  # centre at the mean of the class means (uniform weights)
-    C = M.shape[0]
-    G = M @ M.T  # (C, C)
-    norm = torch.linalg.matrix_norm(G)
-    if not norm > 0:
-        raise ValueError("the class means of H coincide; NC2 is undefined")
-    etf = torch.eye(C, dtype=H.dtype, device=H.device) - 1.0 / C
-    return float(torch.linalg.matrix_norm(G / norm - etf / math.sqrt(C - 1)))
-
-
-def nc3_self_duality(W, H, labels) -> float:
-    """NC3 = || W / ||W||_F - M / ||M||_F ||_F with M (C, p) the centred class means; W (C, p) with rows
-    in the sorted-label order. 0 when the classifier is proportional to the class means; at most 2."""
-    W = check_matrix(W, "W")
-    H = check_matrix(H, "H", columns=W.shape[1])
-    M = _class_means(H, labels)
-    if M.shape[0] != W.shape[0]:
-        raise ValueError(f"W has {W.shape[0]} rows but labels has {M.shape[0]} classes")
-    M = M - M.mean(0)
-    nw, nm = torch.linalg.matrix_norm(W), torch.linalg.matrix_norm(M)
-    if not (nw > 0 and nm > 0):
-        raise ValueError("W or the centred class means are zero; NC3 is undefined")
-    return float(torch.linalg.matrix_norm(W / nw - M / nm))
-
-
-@dataclass(frozen=True)
-class CollapseMetrics:
-    """NC1 (trace ratio and Papyan's pinv form), NC2 (ETF distance), NC3 (self-duality distance)."""
-
-    nc1: float
-    nc1_pinv: float
-    nc2: float
-    nc3: float
-
-
-def collapse_metrics(W, H, labels) -> CollapseMetrics:
-    """NC1-NC3 of features H (N, p) and read-out W (C, p); see :func:`nckernels.nc1_from_features`."""
-    r = nc1_from_features(H, labels)
-    return CollapseMetrics(r.nc1, r.nc1_pinv, nc2_etf_distance(H, labels), nc3_self_duality(W, H, labels))
 
 
 # Dormand-Prince 5(4): nodes, stage weights, 5th-order weights and (5th - 4th) error weights.
@@ -280,6 +240,7 @@ class BlockTrajectory:
     scale (||W^T W||_F).
     ``final``: the state at the last time; ``E0``: the invariant at t = 0 (p, p).
     ``steps`` accepted and ``rejected`` steps; ``stopped_by``: "t_max" or "loss_tol".
+    Chapter ``08_ntk_collapse_dynamics``.
     """
 
     frame: pd.DataFrame
@@ -324,8 +285,9 @@ def simulate_block_flow(
         kernel: the block kernel (samples sorted by class).
         state: initial (W (C, p), b (C,), H (N, p)); dtype and device follow H.
     Returns:
-        :class:`BlockTrajectory`. Raises ``RuntimeError`` if ``max_steps`` is exceeded, the step size
-        underflows or the state becomes non-finite.
+        :class:`BlockTrajectory`. Raises ``RuntimeError`` if ``max_steps`` is exceeded or the step size
+        underflows, :class:`nckernels.DivergenceError` (epoch = accepted steps so far) if the state becomes
+        non-finite (checked at every step). Eq. ``ntkc-flow`` of chapter ``08_ntk_collapse_dynamics``.
     """
     W, b, H = _check_state(state.W, state.b, state.H)
     if H.shape[0] != kernel.N or W.shape[0] != kernel.num_classes:
@@ -334,6 +296,7 @@ def simulate_block_flow(
     t_max = check_positive(t_max, "t_max")
     rtol, atol = check_positive(rtol, "rtol"), check_positive(atol, "atol")
     _positive_int(num_times, "num_times", 2)
+    max_steps = check_int(max_steps, "max_steps")
     dtype, device = H.dtype, H.device
     W, b = W.to(dtype=dtype, device=device), b.to(dtype=dtype, device=device)
     K = kernel.matrix(dtype=dtype, device=device)
@@ -351,7 +314,7 @@ def simulate_block_flow(
         return w.reshape(C, p), bb, h.reshape(N, p)
 
     def rhs(y):
-        return pack(*block_flow_rhs(*unpack(y), K, Y))
+        return pack(*_block_flow_rhs(*unpack(y), K, Y))
 
     def E_of(w, h):
         return w.T @ w - h.T @ Kinv @ h  # (p, p)
@@ -365,7 +328,7 @@ def simulate_block_flow(
 
     def record(t, y):
         w, bb, h = unpack(y)
-        row = {"t": t, **loss_components(w, bb, h, kernel)}
+        row = {"t": t, **_loss_components(w, bb, h, kernel)}
         m = collapse_metrics(w, h, labels)
         row.update(nc1=m.nc1, nc1_pinv=m.nc1_pinv, nc2=m.nc2, nc3=m.nc3)
         E = E_of(w, h)
@@ -396,7 +359,7 @@ def simulate_block_flow(
             scale = atol + rtol * torch.maximum(y.abs(), y_new.abs())
             err = float(torch.sqrt(torch.mean((err_vec / scale) ** 2)))
             if not math.isfinite(err):
-                raise RuntimeError(f"simulate_block_flow: non-finite state at t = {t:.4g}")
+                raise DivergenceError(f"simulate_block_flow: diverged (non-finite state) at t = {t:.4g}", epoch=steps)
             if err <= 1.0:
                 t, y, k1 = t + h_try, y_new, ks[6]
                 steps += 1
@@ -414,3 +377,15 @@ def simulate_block_flow(
     bar.close()
     w, bb, hh = unpack(y)
     return BlockTrajectory(pd.DataFrame(rows), BlockState(w, bb, hh), E0, kernel, rtol, atol, steps, rejected, stopped_by)
+
+
+def half_time(frame: pd.DataFrame, column: str, *, time: str = "t") -> float:
+    """The first recorded time at which ``frame[column]`` is at most half its first value (inf if never).
+
+    The rate at which one loss component of the block flow decays (chapter ``08_ntk_collapse_dynamics``,
+    eq. ``ntkc-loss``); ``frame`` is a :class:`BlockTrajectory` frame (or any frame with a ``time`` column).
+    """
+    if column not in frame or time not in frame:
+        raise ValueError(f"frame must have the columns {column!r} and {time!r}")
+    below = frame[frame[column] <= 0.5 * frame[column].iloc[0]]
+    return float(below[time].iloc[0]) if len(below) else math.inf

@@ -50,13 +50,14 @@ def fit_erf_approximation(degree: int = 6, p: float = ERF_TAIL_P, sweeps: int = 
     Returns ``{"q": coefficients in ascending powers of t, "abs_error": max |approximation - erf|}`` on the
     fitting grid. The fit is least squares with weights multiplied by the current error after every sweep
     (Lawson's iteration), which moves it towards the minimax fit.
+    Chapter ``06_trained_networks``.
     """
     import numpy as np
     from scipy.special import erfcx
 
-    for value, name in ((degree, "degree"), (sweeps, "sweeps")):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    from ..validation import check_int
+
+    degree, sweeps = check_int(degree, "degree"), check_int(sweeps, "sweeps")
     if not p > 0:
         raise ValueError(f"p must be positive, got {p!r}")
     x = np.concatenate([np.linspace(0.0, 4.0, 40001), np.linspace(4.0, 12.0, 2001)])
@@ -82,7 +83,10 @@ def _horner(x: torch.Tensor, coefficients) -> torch.Tensor:
 
 
 def erf_and_gaussian(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(erf(z), exp(-z^2)) with the erf built from the exponential (module docstring); elementwise torch ops."""
+    """(erf(z), exp(-z^2)) with the erf built from the exponential (module docstring); elementwise torch ops.
+
+    Chapter ``06_trained_networks``.
+    """
     gauss = torch.exp(-z * z)
     t = 1.0 / (1.0 + ERF_TAIL_P * z.abs())
     return torch.copysign(1.0 - gauss * t * _horner(t, ERF_Q), z), gauss
@@ -90,13 +94,17 @@ def erf_and_gaussian(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def erf_approximation_error(dtype: torch.dtype = torch.float32, points: int = 1_000_001) -> dict:
     """Largest |error| on [-7, 7] of :func:`erf_and_gaussian`'s erf and of ``torch.erf``, both evaluated in
-    ``dtype``, against scipy's float64 erf: ``{"fused": ..., "torch": ...}``."""
+    ``dtype``, against scipy's float64 erf: ``{"fused": ..., "torch": ...}``.
+
+    Chapter ``06_trained_networks``.
+    """
     from scipy.special import erf
 
     if dtype not in (torch.float32, torch.float64):
         raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
-    if not isinstance(points, int) or isinstance(points, bool) or points < 2:
-        raise ValueError(f"points must be an integer >= 2, got {points!r}")
+    from ..validation import check_int
+
+    points = check_int(points, "points", minimum=2)
     z = torch.linspace(-7.0, 7.0, points, dtype=torch.float64)
     truth = torch.from_numpy(erf(z.numpy()))
     zd = z.to(dtype)
@@ -113,6 +121,7 @@ def hidden_and_slope(X: torch.Tensor, WT: torch.Tensor, b: torch.Tensor, aT: tor
     for relu, c = 1 and the slope is 1[Z > 0]. The bias is added in the elementwise loop, so the GEMM has
     inner dimension d0 exactly; with d0 <= 3 the few outer products that make Z are elementwise work too
     (no GEMM call, no Z in memory). ``fast_erf``: use :func:`erf_and_gaussian` (float32) instead of torch.erf.
+    Chapter ``06_trained_networks``.
     """
     d0 = X.shape[2]
     if d0 <= 3:
@@ -144,6 +153,7 @@ def compiled_hidden_and_slope(key: tuple = ()):
     dtype, device): each key gets its own copy of the code object and so its own cache, and within a key
     only the sizes vary (static first, then dynamic shapes: at most two compilations). Inductor also
     caches on disk, across processes.
+    Chapter ``06_trained_networks``.
     """
     if key not in _COMPILED:
         base = hidden_and_slope
@@ -155,6 +165,7 @@ def compiled_hidden_and_slope(key: tuple = ()):
 
 
 def warn_fallback(exc: BaseException) -> None:
+    """Warn that the fused step could not compile and the eager step trains instead. Chapter ``06_trained_networks``."""
     warnings.warn(f"torch.compile could not build the fused training step ({type(exc).__name__}: "
                   f"{str(exc).splitlines()[0] if str(exc) else ''}); training with the eager step instead. "
                   "Pass fused=False to silence this.", RuntimeWarning, stacklevel=3)

@@ -22,8 +22,10 @@ from dataclasses import dataclass, field
 import pandas as pd
 import torch
 
-from ..metrics import nc1_from_features
-from ..validation import check_choice, check_labels, check_matrix, check_nonnegative, check_pair, check_positive
+from ..data.targets import class_targets
+from ..metrics import nc1_from_features, nc2_cosine_mse, nc2_from_features, psd_sqrt, psd_sqrt_eig  # noqa: F401
+from ..validation import (check_choice, check_generator, check_int, check_labels, check_matrix, check_nonnegative,
+                          check_pair, check_positive, check_psd, check_test_labels, as_float_tensor, check_finite)
 
 __all__ = [
     "KERNELS",
@@ -32,11 +34,9 @@ __all__ = [
     "laplace_kernel",
     "gaussian_kernel",
     "mahalanobis_kernel",
-    "psd_sqrt",
     "KRRModel",
     "krr_fit",
     "kernel_agop",
-    "nc2_from_features",
     "random_features",
     "DeepRFMResult",
     "deep_rfm",
@@ -53,7 +53,7 @@ FEATURE_MAPS = ("relu", "cosine")
 def _check_M(M, d: int, like: torch.Tensor) -> torch.Tensor | None:
     if M is None:
         return None
-    M = check_matrix(M, "M", square=True)
+    M = check_psd(M, "M")
     if M.shape[0] != d:
         raise ValueError(f"M must be ({d}, {d}) to match the inputs, got {tuple(M.shape)}")
     if M.device != like.device:
@@ -66,6 +66,7 @@ def mahalanobis_sq_distances(X, Z=None, *, M=None) -> torch.Tensor:
     """D_ij = (x_i - z_j)^T M (x_i - z_j), clipped at 0; X (n, d), Z (m, d), M (d, d) or None (= I) -> (n, m).
 
     With Z = None the result is exactly symmetric with an exactly zero diagonal.
+    Eq. ``drfm-laplace`` of chapter ``10_deep_rfm``.
     """
     X, Z, same = check_pair(X, Z)
     M = _check_M(M, X.shape[1], X)
@@ -74,6 +75,8 @@ def mahalanobis_sq_distances(X, Z=None, *, M=None) -> torch.Tensor:
     x2 = (XM * X).sum(1)  # (n,) x^T M x
     z2 = x2 if same else (ZM * Z).sum(1)  # (m,)
     D = x2[:, None] + z2[None, :] - 2.0 * (XM @ Z.T)  # (n, d) @ (d, m) -> (n, m)
+    if not bool(torch.isfinite(D).all()):
+        raise ValueError(f"X (or Z, M) is too large: the squared distances overflowed {D.dtype}; rescale the inputs")
     D = D.clamp_min(0.0)
     if same:
         D = 0.5 * (D + D.T)
@@ -82,47 +85,31 @@ def mahalanobis_sq_distances(X, Z=None, *, M=None) -> torch.Tensor:
 
 
 def laplace_kernel(X, Z=None, *, bandwidth: float = 2.0, M=None) -> torch.Tensor:
-    """k(x, z) = exp(-||x - z||_M / L); X (n, d), Z (m, d) -> (n, m)."""
+    """k(x, z) = exp(-||x - z||_M / L); X (n, d), Z (m, d) -> (n, m).
+
+    Eq. ``drfm-laplace`` of chapter ``10_deep_rfm``.
+    """
     L = check_positive(bandwidth, "bandwidth")
     return torch.exp(-mahalanobis_sq_distances(X, Z, M=M).sqrt() / L)
 
 
 def gaussian_kernel(X, Z=None, *, bandwidth: float = 1.0, M=None) -> torch.Tensor:
-    """k(x, z) = exp(-||x - z||_M^2 / (2 L^2)); X (n, d), Z (m, d) -> (n, m)."""
+    """k(x, z) = exp(-||x - z||_M^2 / (2 L^2)); X (n, d), Z (m, d) -> (n, m).
+
+    Eq. ``drfm-laplace`` of chapter ``10_deep_rfm``.
+    """
     L = check_positive(bandwidth, "bandwidth")
     return torch.exp(-mahalanobis_sq_distances(X, Z, M=M) / (2.0 * L**2))
 
 
 def mahalanobis_kernel(X, Z=None, *, kernel: str = "laplace", bandwidth: float = 2.0, M=None) -> torch.Tensor:
-    """The Laplace or Gaussian kernel by name; X (n, d), Z (m, d) -> (n, m)."""
+    """The Laplace or Gaussian kernel by name; X (n, d), Z (m, d) -> (n, m).
+
+    Eq. ``drfm-laplace`` of chapter ``10_deep_rfm``.
+    """
     check_choice(kernel, "kernel", KERNELS)
     fn = laplace_kernel if kernel == "laplace" else gaussian_kernel
     return fn(X, Z, bandwidth=bandwidth, M=M)
-
-
-def psd_sqrt(A, *, tol: float = 1e-8) -> torch.Tensor:
-    """A^{1/2} = V diag(sqrt(max(lambda, 0))) V^T of a symmetric PSD A (d, d) -> (d, d).
-
-    ``A`` is symmetrised; an asymmetry above ``tol`` times its largest entry, or a negative eigenvalue
-    below -sqrt(tol) times the largest one, raises (rounding-sized negative eigenvalues are clipped).
-    """
-    return _psd_sqrt_eig(A, tol)[0]
-
-
-def _psd_sqrt_eig(A, tol: float = 1e-8):
-    """(A^{1/2}, eigenvalues of A clipped at 0, descending) from one eigendecomposition."""
-    A = check_matrix(A, "A", square=True)
-    scale = float(A.abs().max())
-    if scale == 0.0:
-        return torch.zeros_like(A), A.new_zeros(A.shape[0])
-    if float((A - A.T).abs().max()) > tol * scale:
-        raise ValueError("A must be symmetric")
-    lam, V = torch.linalg.eigh(0.5 * (A + A.T))  # (d,), (d, d)
-    if float(lam.min()) < -math.sqrt(tol) * float(lam.abs().max()):
-        raise ValueError(f"A must be positive semi-definite; its smallest eigenvalue is {float(lam.min()):.3g}")
-    lam = lam.clamp_min(0.0)
-    root = (V * lam.sqrt()) @ V.T  # (d, d) diag-scaled columns @ (d, d)
-    return 0.5 * (root + root.T), lam.flip(0)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -131,7 +118,10 @@ def _psd_sqrt_eig(A, tol: float = 1e-8):
 
 @dataclass(frozen=True)
 class KRRModel:
-    """A fitted kernel ridge regressor f(x) = sum_j alpha_j k(x, x_j); ``residual`` = relative solve residual."""
+    """A fitted kernel ridge regressor f(x) = sum_j alpha_j k(x, x_j); ``residual`` = relative solve residual.
+
+    Eq. ``drfm-krr`` of chapter ``10_deep_rfm``.
+    """
 
     centres: torch.Tensor  # (n, d)
     alpha: torch.Tensor  # (n, C)
@@ -156,7 +146,7 @@ class KRRModel:
 
 
 def _targets(Y, n: int) -> tuple[torch.Tensor, bool]:
-    Y = torch.as_tensor(Y)
+    Y = as_float_tensor(Y, "Y")
     vector = Y.ndim == 1
     Y = check_matrix(Y[:, None] if vector else Y, "Y")
     if Y.shape[0] != n:
@@ -168,6 +158,7 @@ def krr_fit(X, Y, *, kernel: str = "laplace", bandwidth: float = 2.0, ridge: flo
     """alpha = (K + ridge I)^{-1} Y with K = k(X, X); X (n, d), Y (n,) or (n, C) -> KRRModel (alpha (n, C)).
 
     Solved by Cholesky (a general solve if that fails); raises if the solution is not finite.
+    Eq. ``drfm-krr`` of chapter ``10_deep_rfm``.
     """
     X = check_matrix(X, "X")
     check_choice(kernel, "kernel", KERNELS)
@@ -180,7 +171,10 @@ def krr_fit(X, Y, *, kernel: str = "laplace", bandwidth: float = 2.0, ridge: flo
     if int(info) == 0:
         alpha = torch.cholesky_solve(Y, chol)
     else:
-        alpha = torch.linalg.solve(A, Y)
+        alpha, info = torch.linalg.solve_ex(A, Y)
+        if int(info) != 0:
+            raise ValueError(f"K + ridge I is singular (ridge = {ridge:g}; duplicated samples make K singular); "
+                             "increase ridge")
     if not bool(torch.isfinite(alpha).all()):
         raise ValueError("the kernel ridge solve produced non-finite coefficients; increase ridge")
     residual = float(torch.linalg.norm(A @ alpha - Y) / torch.linalg.norm(Y).clamp_min(1e-300))
@@ -195,7 +189,10 @@ def kernel_agop(model: KRRModel, points=None) -> torch.Tensor:
     (Gaussian); M = I when the model has none. ``points`` (m, d): where to average; None = the training
     points, where the Laplace self term j = i is removed by its index, whatever its computed distance.
     A pair at exactly zero distance (a duplicated sample) contributes 0, a subgradient of the cusp.
+    Eqs. ``drfm-grad`` and ``drfm-agop`` of chapter ``10_deep_rfm``.
     """
+    if not isinstance(model, KRRModel):
+        raise TypeError(f"model must be a KRRModel (from krr_fit), got {type(model).__name__}")
     X = model.centres
     n, d = X.shape
     P = X if points is None else check_matrix(points, "points", columns=d).to(X.dtype)
@@ -232,30 +229,21 @@ def kernel_agop(model: KRRModel, points=None) -> torch.Tensor:
 # NC2 and random features
 
 
-def nc2_from_features(H, labels) -> float:
-    r"""NC2 = (1/C^2) sum_{c,c'} (cos(mu_c - mu_G, mu_c' - mu_G) - E_cc')^2, E = simplex ETF Gram.
-
-    E_cc = 1 and E_cc' = -1/(C-1); H (N, p), labels (N,) -> float (0 for an exact simplex ETF).
-    """
-    H = check_matrix(H, "H")
-    index, sizes = check_labels(labels, H.shape[0], device=H.device)
-    C = sizes.numel()
-    Y = torch.nn.functional.one_hot(index, C).to(H.dtype)  # (N, C)
-    means = (Y.T @ H) / sizes.to(H.dtype)[:, None]  # (C, p)
-    centred = means - means.mean(0)  # (C, p): global mean of the class means
-    norms = centred.norm(dim=1)
-    if not bool((norms > 0).all()):
-        raise ValueError("a class mean equals the global mean; NC2 is undefined for this input")
-    unit = centred / norms[:, None]
-    G = unit @ unit.T  # (C, C)
-    E = torch.full((C, C), -1.0 / (C - 1), dtype=H.dtype, device=H.device)
-    E.fill_diagonal_(1.0)
-    return float(((G - E) ** 2).mean())
-
-
 def random_features(X, W, b=None, *, kind: str = "relu") -> torch.Tensor:
-    """relu(X W^T) or sqrt(2/D) cos(X W^T + b); X (n, d), W (D, d), b (D,) -> (n, D)."""
+    """relu(X W^T) or sqrt(2/D) cos(X W^T + b); X (n, d), W (D, d), b (D,) -> (n, D).
+
+    Eq. ``drfm-layer`` of chapter ``10_deep_rfm``.
+    """
     check_choice(kind, "kind", FEATURE_MAPS)
+    X = check_matrix(X, "X")
+    W = check_matrix(W, "W", columns=X.shape[1]).to(X.dtype)
+    if kind == "cosine":
+        if b is None:
+            raise ValueError("b is required for kind='cosine' (phases of shape (D,))")
+        b = as_float_tensor(b, "b").to(X.dtype)
+        if b.shape != (W.shape[0],):
+            raise ValueError(f"b must have shape ({W.shape[0]},), got {tuple(b.shape)}")
+        check_finite(b, "b")
     Z = X @ W.T  # (n, d) @ (d, D) -> (n, D)
     if kind == "relu":
         return torch.relu(Z)
@@ -287,6 +275,7 @@ class DeepRFMResult:
     the random-feature output), nc2_* likewise, train_acc, test_acc (NaN without test data),
     agop_rank (eigenvalues above 1e-3 of the largest), krr_residual.
     ``kept[l]`` = {"input", "projected", "features"} tensors for each layer l in ``keep``.
+    Eq. ``drfm-layer`` of chapter ``10_deep_rfm``.
     """
 
     frame: pd.DataFrame
@@ -333,10 +322,9 @@ def deep_rfm(
     X = check_matrix(X, "X")
     index, sizes = check_labels(labels, X.shape[0], device=X.device)
     C = sizes.numel()
-    if not isinstance(depth, int) or isinstance(depth, bool) or depth < 1:
-        raise ValueError(f"depth must be a positive integer, got {depth!r}")
-    if not isinstance(width, int) or isinstance(width, bool) or width < 1:
-        raise ValueError(f"width must be a positive integer, got {width!r}")
+    depth = check_int(depth, "depth")
+    width = check_int(width, "width")
+    check_generator(generator)
     check_choice(features, "features", FEATURE_MAPS)
     check_choice(kernel, "kernel", KERNELS)
     check_positive(bandwidth, "bandwidth")
@@ -346,18 +334,10 @@ def deep_rfm(
     has_test = X_test is not None
     if has_test:
         X_test = check_matrix(X_test, "X_test", columns=X.shape[1]).to(dtype=X.dtype, device=X.device)
-        if labels_test is None:
-            raise ValueError("labels_test is required with X_test")
-        labels_test = torch.as_tensor(labels_test).to(X.device)
-        if labels_test.ndim != 1 or labels_test.shape[0] != X_test.shape[0]:
-            raise ValueError("labels_test must be 1-D with one label per row of X_test")
-        classes = torch.unique(torch.as_tensor(labels).to(X.device))
-        test_index = torch.searchsorted(classes, labels_test.contiguous())
-        if not bool((classes[test_index.clamp_max(C - 1)] == labels_test).all()):
-            raise ValueError("labels_test holds a class that labels does not")
+        test_index = check_test_labels(labels_test, X_test.shape[0], labels, device=X.device)
     elif labels_test is not None:
         raise ValueError("labels_test given without X_test")
-    Y = 2.0 * torch.nn.functional.one_hot(index, C).to(X.dtype) - 1.0  # (N, C) +-1 one-hot
+    Y = class_targets(index, C, encoding="pm1_onehot", dtype=X.dtype)  # (N, C) +-1 one-hot
 
     rows, spectra, kept = [], [], {}
     layers = range(depth)
@@ -378,7 +358,7 @@ def deep_rfm(
         if use_agop:
             G = kernel_agop(model)  # (d, d)
             M = G / G.abs().max()
-            root, lam = _psd_sqrt_eig(M)
+            root, lam = psd_sqrt_eig(M)
         else:
             root = torch.eye(d, dtype=X.dtype, device=X.device)
             lam = torch.ones(d, dtype=X.dtype, device=X.device)
@@ -389,7 +369,7 @@ def deep_rfm(
                "agop_rank": int((lam > 1e-3 * lam[0]).sum()), "krr_residual": model.residual}
         for name, H in (("input", Xl), ("projected", projected), ("features", out)):
             row[f"nc1_{name}"] = nc1_from_features(H, index).nc1
-            row[f"nc2_{name}"] = nc2_from_features(H, index)
+            row[f"nc2_{name}"] = nc2_cosine_mse(H, index)
         rows.append(row)
         spectra.append(lam.cpu())
         if layer in keep:

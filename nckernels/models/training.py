@@ -14,6 +14,10 @@ and its own seed, are stacked along a leading axis and trained with batched matm
 written out by hand (dL/dZ = (2/(N k)) (f - y) a^T * phi'(Z)), so no autograd graph is kept.
 :func:`train_networks_loop` trains the same networks one at a time with autograd and
 ``torch.optim.SGD`` (the reference code's approach): the oracle of the tests and the benchmark's baseline.
+
+Layer 4, models. This module holds the batched trainer; configuration, initialisation and history rows are in
+:mod:`nckernels.models.training_config`, the autograd oracle in :mod:`nckernels.models.training_oracle` (both
+re-exported here).
 """
 from __future__ import annotations
 
@@ -25,10 +29,16 @@ from typing import Callable, Mapping, Sequence
 import pandas as pd
 import torch
 
-from ..metrics import BETWEEN_WEIGHTS
+from ..metrics import BETWEEN_WEIGHTS, batched_feature_nc1  # noqa: F401  (re-exported: its old home)
 from ..kernels.duals import get_activation
 from .fused import compiled_hidden_and_slope, warn_fallback
-from ..validation import check_choice, check_finite, check_labels, check_nonnegative, check_positive
+from ..validation import (check_choice, check_dtype, check_finite, check_int, check_labels, check_nonnegative,
+                          check_positive)
+
+from .training_config import *  # noqa: F401,F403  (re-exported: the old module held them)
+from .training_config import (TrainingConfig, TrainingResult, NetworkParams, check_batch, check_diverged, check_seeds,
+                              init_networks, progress_bar, record_history, training_targets)
+from .training_oracle import train_networks_loop  # noqa: F401  (re-exported)
 
 __all__ = [
     "TrainingConfig",
@@ -36,229 +46,11 @@ __all__ = [
     "TrainingResult",
     "init_networks",
     "hidden_features",
-    "batched_feature_nc1",
     "train_networks",
     "train_networks_loop",
     "terminal_phase",
     "log_epochs",
 ]
-
-
-@dataclass(frozen=True)
-class TrainingConfig:
-    """Architecture, initialisation and optimiser of the two-layer net (notes section 3 defaults)."""
-
-    width: int = 500
-    activation: str = "erf"
-    sigma_w: float = 1.0
-    sigma_b: float = 0.0
-    sigma_a: float = 1.97
-    readout_bias: bool = True
-    lr: float = 1e-3
-    weight_decay: float = 1e-6
-    momentum: float = 0.0
-    epochs: int = 1000
-    record_epochs: tuple[int, ...] | None = None  # None: (0, epochs)
-    between_weights: str = "uniform"
-
-    def __post_init__(self):
-        if not isinstance(self.width, int) or isinstance(self.width, bool) or self.width < 1:
-            raise ValueError(f"width must be a positive integer, got {self.width!r}")
-        if not isinstance(self.epochs, int) or isinstance(self.epochs, bool) or self.epochs < 0:
-            raise ValueError(f"epochs must be a non-negative integer, got {self.epochs!r}")
-        get_activation(self.activation)
-        for name in ("sigma_w", "sigma_b", "sigma_a", "weight_decay"):
-            check_nonnegative(getattr(self, name), name)
-        check_positive(self.lr, "lr")
-        mom = check_nonnegative(self.momentum, "momentum")
-        if mom >= 1:
-            raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
-        check_choice(self.between_weights, "between_weights", BETWEEN_WEIGHTS)
-        if self.record_epochs is not None:
-            rec = tuple(sorted({int(e) for e in self.record_epochs}))
-            if any(e < 0 or e > self.epochs for e in rec) or any(float(e) != int(e) for e in self.record_epochs):
-                raise ValueError(f"record_epochs must be integers in [0, epochs={self.epochs}], got {self.record_epochs!r}")
-            object.__setattr__(self, "record_epochs", rec)
-
-    @property
-    def recorded(self) -> tuple[int, ...]:
-        """The epochs at which NC1, loss and accuracy are recorded (epoch e = after e updates)."""
-        return self.record_epochs if self.record_epochs is not None else tuple(sorted({0, self.epochs}))
-
-
-def terminal_phase(config: TrainingConfig, *, epochs: int = 20000, lr: float | None = None,
-                   momentum: float | None = None, points: int = 25) -> TrainingConfig:
-    """``config`` trained far past the paper's 1000 epochs (optionally with another ``lr`` or ``momentum``).
-
-    Heavy-ball momentum mu multiplies the effective step by 1/(1 - mu) at the same stability limit
-    on lr, the cheap way to go further; ``points`` log-spaced epochs are recorded (chapter 06).
-    """
-    if not isinstance(points, int) or points < 2:
-        raise ValueError(f"points must be an integer >= 2, got {points!r}")
-    epochs_rec = log_epochs(epochs, points)
-    return replace(config, epochs=epochs, lr=config.lr if lr is None else lr,
-                   momentum=config.momentum if momentum is None else momentum, record_epochs=epochs_rec)
-
-
-def log_epochs(epochs: int, points: int = 20) -> tuple[int, ...]:
-    """0 and about ``points`` log-spaced integer epochs in [1, epochs]."""
-    if not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
-    grid = {0, epochs} | {int(round(epochs ** (i / (points - 1)))) for i in range(points)}
-    return tuple(sorted(grid))
-
-
-@dataclass(frozen=True)
-class NetworkParams:
-    """Parameters of R stacked networks: W (R, h, d0), b (R, h), a (R, h, k), b2 (R, k)."""
-
-    W: torch.Tensor
-    b: torch.Tensor
-    a: torch.Tensor
-    b2: torch.Tensor
-
-    def network(self, r: int) -> "NetworkParams":
-        """The r-th network as a stack of one."""
-        return NetworkParams(*(t[r : r + 1] for t in (self.W, self.b, self.a, self.b2)))
-
-
-@dataclass(frozen=True)
-class TrainingResult:
-    """``history``: one row per (repeat, recorded epoch) with loss, accuracy, NC1 and its traces.
-
-    ``params``: the final parameters; ``seeds``: each repeat's seed; ``seconds``: wall time of training;
-    ``step``: "fused" (the compiled step of :mod:`nckernels.fused`) or "eager".
-    """
-
-    history: pd.DataFrame
-    params: NetworkParams
-    config: TrainingConfig
-    seeds: tuple[int, ...]
-    seconds: float = field(default=0.0)
-    step: str = field(default="eager")
-
-    def final(self) -> pd.DataFrame:
-        """The rows of the last recorded epoch, one per repeat."""
-        h = self.history
-        return h[h["epoch"] == h["epoch"].max()].reset_index(drop=True)
-
-
-def _check_batch(X, labels):
-    """X (R, N, d0) or (N, d0); labels (R, N) or (N,). Returns X (R, N, d0), index (R, N), C."""
-    if not isinstance(X, torch.Tensor) or not torch.is_floating_point(X):
-        raise ValueError("X must be a floating torch tensor of shape (R, N, d0) or (N, d0)")
-    if X.ndim == 2:
-        X = X[None]
-    if X.ndim != 3 or X.shape[1] < 2 or X.shape[2] < 1:
-        raise ValueError(f"X must have shape (R, N, d0) or (N, d0) with N >= 2, got {tuple(X.shape)}")
-    check_finite(X, "X")
-    R, N, _ = X.shape
-    labels = torch.as_tensor(labels)
-    if labels.ndim == 1:
-        labels = labels[None].expand(R, -1)
-    if labels.ndim != 2 or labels.shape[0] != R:
-        raise ValueError(f"labels must have shape ({R}, {N}) or ({N},), got {tuple(labels.shape)}")
-    index, C = [], None
-    for r in range(R):
-        idx, sizes = check_labels(labels[r], N, device=X.device)
-        if C is not None and sizes.numel() != C:
-            raise ValueError(f"labels: every repeat must have the same number of classes, got {C} and {sizes.numel()}")
-        C = sizes.numel()
-        index.append(idx)
-    return X, torch.stack(index), C
-
-
-def _targets(index: torch.Tensor, C: int, dtype) -> torch.Tensor:
-    """+-1 targets (R, N, k): k = 1 with y = 2*index - 1 for C = 2, else one-hot +-1 with k = C."""
-    if C == 2:
-        return (2 * index - 1).to(dtype)[..., None]
-    return 2 * torch.nn.functional.one_hot(index, C).to(dtype) - 1
-
-
-def _check_seeds(seeds, R):
-    try:
-        seeds = tuple(int(s) for s in seeds)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"seeds must be a sequence of integers, got {seeds!r}") from exc
-    if len(seeds) != R:
-        raise ValueError(f"seeds must list one seed per repeat ({R}), got {len(seeds)}")
-    return seeds
-
-
-def init_networks(seeds: Sequence[int], d0: int, outputs: int, config: TrainingConfig, *, like: torch.Tensor) -> NetworkParams:
-    """Initial parameters of one network per seed (drawn on the CPU in float64, then cast like ``like``).
-
-    Network r draws W (h, d0), b (h,), a (h, k) in that order from ``torch.Generator().manual_seed(seeds[r])``,
-    so a network's initialisation does not depend on the other members of its batch.
-    """
-    h = config.width
-    Ws, bs, As = [], [], []
-    for s in seeds:
-        gen = torch.Generator().manual_seed(int(s))
-        Ws.append(torch.randn(h, d0, generator=gen, dtype=torch.float64) * (config.sigma_w / math.sqrt(d0)))
-        bs.append(torch.randn(h, generator=gen, dtype=torch.float64) * config.sigma_b)
-        As.append(torch.randn(h, outputs, generator=gen, dtype=torch.float64) * (config.sigma_a / math.sqrt(h)))
-    to = dict(dtype=like.dtype, device=like.device)
-    W, b, a = torch.stack(Ws).to(**to), torch.stack(bs).to(**to), torch.stack(As).to(**to)
-    return NetworkParams(W, b, a, like.new_zeros(len(seeds), outputs))
-
-
-def hidden_features(params: NetworkParams, X: torch.Tensor, activation: str = "erf") -> torch.Tensor:
-    """H = phi(X W^T + b): X (R, N, d0) -> (R, N, h)."""
-    act = get_activation(activation)
-    return act.phi(torch.baddbmm(params.b[:, None, :], X, params.W.transpose(1, 2)))  # (R,N,d0)@(R,d0,h)
-
-
-def batched_feature_nc1(H: torch.Tensor, index: torch.Tensor, C: int, *, between_weights: str = "uniform"):
-    r"""NC1 = Tr Sigma_W / Tr Sigma_B and NC1_pinv = (1/C) Tr(Sigma_W Sigma_B^+) of R feature sets at once.
-
-    H (R, N, p), index (R, N) class indices 0..C-1 (every class present). Returns a dict of (R,) tensors
-    ``trace_within``, ``trace_between``, ``nc1``, ``nc1_pinv``; the same formulas as
-    :func:`nckernels.nc1_from_features` (book chapter ``02_nc1_from_kernel``), batched.
-    """
-    check_choice(between_weights, "between_weights", BETWEEN_WEIGHTS)
-    R, N, _ = H.shape
-    Y = torch.nn.functional.one_hot(index, C).to(H.dtype)  # (R, N, C)
-    n = Y.sum(1)  # (R, C)
-    means = torch.bmm(Y.transpose(1, 2), H) / n[..., None]  # (R, C, N) @ (R, N, p) -> (R, C, p)
-    mu_G = H.mean(1, keepdim=True)  # (R, 1, p)
-    centred_W = H - torch.gather(means, 1, index[..., None].expand(-1, -1, H.shape[2]))  # (R, N, p)
-    w = torch.full_like(n, 1.0 / C) if between_weights == "uniform" else n / N  # (R, C)
-    centred_B = means - mu_G  # (R, C, p)
-    tw = (centred_W * centred_W).sum((1, 2)) / N
-    tb = (w[..., None] * centred_B * centred_B).sum((1, 2))
-    M_pinv = torch.linalg.pinv(w.sqrt()[..., None] * centred_B)  # (R, p, C)
-    pinv = (torch.bmm(centred_W, M_pinv) ** 2).sum((1, 2)) / (N * C)  # (R, N, p) @ (R, p, C)
-    return {"trace_within": tw, "trace_between": tb, "nc1": tw / tb, "nc1_pinv": pinv}
-
-
-def _accuracy(f: torch.Tensor, index: torch.Tensor, C: int) -> torch.Tensor:
-    """Fraction of correct predictions per repeat: sign of f (C = 2) or argmax (C > 2); f (R, N, k)."""
-    pred = (f[..., 0] > 0).long() if C == 2 else f.argmax(-1)
-    return (pred == index).to(f.dtype).mean(1)
-
-
-def _record(rows, epoch, H, f, T, index, C, config, seeds):
-    loss = ((f - T) ** 2).mean((1, 2))
-    finite = torch.isfinite(loss) & torch.isfinite(H).all(2).all(1)
-    if not bool(finite.all()):
-        bad = [seeds[r] for r in range(len(seeds)) if not bool(finite[r])]
-        raise FloatingPointError(f"training diverged by epoch {epoch} (non-finite loss or features; seeds {bad}); lower lr")
-    acc = _accuracy(f, index, C)
-    nc = batched_feature_nc1(H, index, C, between_weights=config.between_weights)
-    vals = {k: v.detach().cpu().tolist() for k, v in dict(nc, loss=loss, accuracy=acc).items()}
-    for r, seed in enumerate(seeds):
-        row = {"repeat": r, "seed": seed, "epoch": epoch}
-        row.update({k: float(v[r]) for k, v in vals.items()})
-        rows.append(row)
-
-
-def _bar(progress, total, desc):
-    if not progress:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit="epoch")
 
 
 FUSED_AUTO_MIN_WORK = 2e9  # fused="auto" compiles when R * N * width * epochs reaches this (CPU only)
@@ -305,16 +97,18 @@ def train_networks(X, labels, seeds: Sequence[int], config: TrainingConfig = Tra
         :class:`TrainingResult`; ``history`` has columns repeat, seed, epoch, loss, accuracy, nc1,
         nc1_pinv, trace_within, trace_between (hidden features H = phi(W x + b) at that epoch, always with
         torch's exact activation); ``step`` says which step ran ("fused" or "eager").
+    Eqs. ``tn-net`` and ``tn-update`` of chapter ``06_trained_networks``.
     """
     if not isinstance(config, TrainingConfig):
         raise ValueError(f"config must be a TrainingConfig, got {type(config).__name__}")
-    X, index, C = _check_batch(X, labels)
+    seeds = check_seeds(seeds, None)
+    X, index, C = check_batch(X, labels)
     R, N, d0 = X.shape
     if X.shape[0] == 1 and len(seeds) > 1:
         X, index = X.expand(len(seeds), -1, -1), index.expand(len(seeds), -1)
         R = len(seeds)
-    seeds = _check_seeds(seeds, R)
-    T = _targets(index, C, X.dtype)  # (R, N, k)
+    seeds = check_seeds(seeds, R)
+    T = training_targets(index, C, X.dtype)  # (R, N, k)
     k = T.shape[2]
     p = init_networks(seeds, d0, k, config, like=X)
     act = get_activation(config.activation)
@@ -340,8 +134,7 @@ def train_networks(X, labels, seeds: Sequence[int], config: TrainingConfig = Tra
         if block_elements != "auto":
             raise ValueError(f"block_elements must be a positive integer, None or 'auto', got {block_elements!r}")
         block_elements = 2**20 if X.device.type == "cpu" else None
-    if block_elements is not None and (not isinstance(block_elements, int) or block_elements < 1):
-        raise ValueError(f"block_elements must be a positive integer, None or 'auto', got {block_elements!r}")
+    block_elements = check_int(block_elements, "block_elements", allow_none=True)
     rows_per_block = N if block_elements is None else max(1, min(N, block_elements // (R * config.width)))
     blocks = [slice(s, min(N, s + rows_per_block)) for s in range(0, N, rows_per_block)]
     X1b, Tb = X1, T  # what the blocks read: X1 and T, or for the fused step zero-padded copies
@@ -374,16 +167,18 @@ def train_networks(X, labels, seeds: Sequence[int], config: TrainingConfig = Tra
             buffers[n] = (X.new_empty(R, n, config.width), X.new_empty(R, n, config.width))
         return buffers[n]
 
-    bar = _bar(progress, config.epochs, f"training {R} nets")
+    bar = progress_bar(progress, config.epochs, f"training {R} nets")
     start = time.perf_counter()
     with torch.no_grad():
         for epoch in range(config.epochs + 1):
             if epoch in record:
                 H = act.phi(torch.bmm(X1, Wb.transpose(1, 2)))  # (R, N, h): the features at this epoch
                 f = torch.bmm(H, a).add_(b2[:, None, :])
-                _record(rows, epoch, H, f, T, index, C, config, seeds)
+                record_history(rows, epoch, H, f, T, index, C, config, seeds)
                 del H, f
-            if epoch == config.epochs:
+            if epoch == config.epochs:  # never return non-finite weights, recorded or not
+                check_diverged(torch.isfinite(Wb).flatten(1).all(1) & torch.isfinite(a).flatten(1).all(1)
+                               & torch.isfinite(b2).all(1), epoch, seeds, "weights")
                 break
             # Gradients are accumulated transposed, (R, out, h) = (R, out, n_b) @ (R, n_b, h): the large
             # (R, n_b, h) operand is read in its stored row-major order. The untransposed forms
@@ -397,6 +192,7 @@ def train_networks(X, labels, seeds: Sequence[int], config: TrainingConfig = Tra
                 WbT, aT = WbT.contiguous(), aT.contiguous()
             # Row blocks keep the (R, rows, h) activations in cache between the passes over them; the
             # gradients are sums over samples, accumulated block by block.
+            residual_sq = X.new_zeros(R)  # sum of squared dL/df: finite iff this epoch's loss is (checked every epoch)
             for sl in blocks:
                 Xb = X1b[:, sl]  # (R, n_b, d0 + 1)
                 if use_fused:  # Z, phi(Z), phi'(Z)/const and H a in one compiled pass (nckernels.fused)
@@ -411,6 +207,7 @@ def train_networks(X, labels, seeds: Sequence[int], config: TrainingConfig = Tra
                 g_fT = fT.add_(b2[:, :, None]).sub_(Tb[:, sl].transpose(1, 2)).mul_(scale)  # dL/df, (R, k, n_b)
                 if sl.stop > N:  # zero rows padding the fused step's last block: no loss, no gradient
                     g_fT[:, :, N - sl.start :] = 0
+                residual_sq += g_fT.square().sum((1, 2))
                 g_aT.baddbmm_(g_fT, H)  # (R, k, n_b) @ (R, n_b, h)
                 if config.readout_bias:
                     g_b2.add_(g_fT.sum(2))
@@ -429,6 +226,7 @@ def train_networks(X, labels, seeds: Sequence[int], config: TrainingConfig = Tra
                     g_Z = torch.bmm(g_fT.transpose(1, 2), aT).mul_(P).mul_(const)  # (R, n_b, k) @ (R, k, h)
                     gWb.baddbmm_(Xb.transpose(1, 2), g_Z)  # (R, d0+1, n_b) @ (R, n_b, h)
                 del P
+            check_diverged(torch.isfinite(residual_sq), epoch, seeds)  # before the update: no non-finite step taken
             g_Wb, g_a = g_WbT.transpose(1, 2), g_aT.transpose(1, 2)
             if k == 1:
                 g_Wb.mul_(a)  # a (R, h, 1) scales each hidden unit's row
@@ -446,55 +244,3 @@ def train_networks(X, labels, seeds: Sequence[int], config: TrainingConfig = Tra
     seconds = time.perf_counter() - start
     return TrainingResult(pd.DataFrame(rows), NetworkParams(W, b, a, b2), config, seeds, seconds,
                           step="fused" if use_fused else "eager")
-
-
-def train_networks_loop(X, labels, seeds: Sequence[int], config: TrainingConfig = TrainingConfig(), *,
-                        progress: bool = False) -> TrainingResult:
-    """The same networks as :func:`train_networks`, trained one at a time with autograd and torch.optim.SGD.
-
-    A plain per-network loop (the public reference code's approach); the independent oracle of the
-    tests and the baseline of ``benchmarks/bench_training.py``. Same arguments and result.
-    """
-    if not isinstance(config, TrainingConfig):
-        raise ValueError(f"config must be a TrainingConfig, got {type(config).__name__}")
-    X, index, C = _check_batch(X, labels)
-    if X.shape[0] == 1 and len(seeds) > 1:
-        X, index = X.expand(len(seeds), -1, -1), index.expand(len(seeds), -1)
-    seeds = _check_seeds(seeds, X.shape[0])
-    T = _targets(index, C, X.dtype)
-    k = T.shape[2]
-    act = get_activation(config.activation)
-    record = set(config.recorded)
-    rows: list[dict] = []
-    finals = []
-    bar = _bar(progress, config.epochs * len(seeds), "training nets one by one")
-    start = time.perf_counter()
-    for r, seed in enumerate(seeds):
-        p0 = init_networks([seed], X.shape[2], k, config, like=X)
-        W, b, a, b2 = (t[0].clone().requires_grad_(True) for t in (p0.W, p0.b, p0.a, p0.b2))
-        params = [W, b, a] + ([b2] if config.readout_bias else [])
-        opt = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
-        x, t = X[r], T[r]
-        for epoch in range(config.epochs + 1):
-            H = act.phi(x @ W.T + b)
-            f = H @ a + b2
-            loss = torch.nn.functional.mse_loss(f, t)
-            if epoch in record:
-                sub: list[dict] = []
-                _record(sub, epoch, H.detach()[None], f.detach()[None], t[None], index[r : r + 1], C, config, [seed])
-                sub[0]["repeat"] = r
-                rows.extend(sub)
-            if epoch == config.epochs:
-                break
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            if bar is not None:
-                bar.update()
-        finals.append([v.detach() for v in (W, b, a, b2)])
-    if bar is not None:
-        bar.close()
-    seconds = time.perf_counter() - start
-    params = NetworkParams(*(torch.stack([f[i] for f in finals]) for i in range(4)))
-    history = pd.DataFrame(rows).sort_values(["epoch", "repeat"], kind="stable").reset_index(drop=True)
-    return TrainingResult(history, params, config, seeds, seconds)

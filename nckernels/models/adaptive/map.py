@@ -1,0 +1,130 @@
+r"""The EoS fixed-point map Sigma -> ((d0/sigma_w^2) I - G(Sigma)/kappa)^{-1} and its residual.
+
+Layer 4 (models), part of :mod:`nckernels.models.adaptive`; eq. ``ak-eos`` of book chapter ``05_adaptive_kernel``.
+One evaluation takes a frozen :class:`EoSProblem` (data, noise, prior variances, label term), a Sigma and kappa.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from ...validation import as_float_tensor, check_choice, check_finite, check_matrix, check_positive, check_psd
+from .problem import LABEL_TERMS, label_matrix, eos_label_matrix, gradient_from_parts, kernel_parts, q1_from_parts, resolve_variances
+
+__all__ = ["EoSProblem", "EoSEvaluation", "make_problem", "evaluate", "eos_update", "eos_residual"]
+
+
+@dataclass(frozen=True)
+class EoSProblem:
+    """The data and constants of one EoS solve: X (N, d0), y (N,), noise_var sigma^2, prior variances
+    sigma_w^2 (times d0) and sigma_a^2, and the label term ("eos" or "reference").
+
+    Eq. ``ak-eos`` of chapter ``05_adaptive_kernel``.
+    """
+
+    X: torch.Tensor
+    y: torch.Tensor
+    noise_var: float
+    sigma_w2: float
+    sigma_a2: float
+    label_term: str = "eos"
+
+
+def make_problem(X, y, *, noise_var: float, sigma_w=None, sigma_a=None, sigma_w2=None, sigma_a2=None,
+                 label_term: str = "eos") -> EoSProblem:
+    """Check the arguments and freeze them into an :class:`EoSProblem` (y cast to X's dtype and device).
+
+    Eq. ``ak-eos`` of chapter ``05_adaptive_kernel``.
+    """
+    X = check_matrix(X, "X")
+    y = as_float_tensor(y, "y").to(dtype=X.dtype, device=X.device)
+    if y.ndim != 1:
+        raise ValueError(f"y must be a 1-D array of N targets, got shape {tuple(y.shape)}")
+    if y.shape[0] != X.shape[0]:
+        raise ValueError(f"y has {y.shape[0]} entries but X has {X.shape[0]} rows")
+    check_finite(y, "y")
+    noise_var = check_positive(noise_var, "noise_var")
+    sw2, sa2 = resolve_variances(sigma_w, sigma_a, sigma_w2=sigma_w2, sigma_a2=sigma_a2)
+    check_choice(label_term, "label_term", LABEL_TERMS)
+    return EoSProblem(X, y, noise_var, sw2, sa2, label_term)
+
+
+@dataclass(frozen=True)
+class EoSEvaluation:
+    """One evaluation of the fixed-point map at Sigma (all tensors at that Sigma).
+
+    Eq. ``ak-eos`` of chapter ``05_adaptive_kernel``.
+    """
+
+    Sigma: torch.Tensor
+    new_Sigma: torch.Tensor | None  # None when the new precision matrix is not positive definite
+    kernel: torch.Tensor
+    fbar: torch.Tensor
+    residual: float  # ||Sigma - new_Sigma||_F / ||Sigma||_F (inf when new_Sigma is None)
+    cause: str = ""
+
+
+def evaluate(problem: EoSProblem, Sigma: torch.Tensor, kappa: float) -> EoSEvaluation:
+    """The map and its relative residual at Sigma (d0, d0) for the effective width kappa; never raises on
+    an undefined map (``new_Sigma`` None and ``cause`` say why).
+
+    Eqs. ``ak-eos``, ``ak-A`` and ``ak-grad`` of chapter ``05_adaptive_kernel``.
+    """
+    X, y, noise_var, sigma_a2 = problem.X, problem.y, problem.noise_var, problem.sigma_a2
+    N, d0 = X.shape
+    eye_N = torch.eye(N, dtype=X.dtype, device=X.device)
+    K, s, theta, gap = kernel_parts(X, Sigma)
+    Q = q1_from_parts(theta, sigma_a2)
+    L, info = torch.linalg.cholesky_ex(Q + noise_var * eye_N)
+    if int(info) != 0:
+        return EoSEvaluation(Sigma, None, Q, y.new_full(y.shape, float("nan")), math.inf, "Q1 + noise_var I is not positive definite")
+    alpha = torch.cholesky_solve(y[:, None], L)[:, 0]  # (Q1 + sigma^2 I)^{-1} y, (N,)
+    fbar = y - noise_var * alpha
+    Kinv = torch.cholesky_inverse(L)  # (Q1 + sigma^2 I)^{-1}, (N, N)
+    if problem.label_term == "eos":
+        A = alpha[:, None] * alpha[None, :] - Kinv  # t t^T / sigma^4 = alpha alpha^T
+    else:
+        A = label_matrix(y, fbar, noise_var, problem.label_term) - Kinv
+    G = gradient_from_parts(X, A, K, s, gap, sigma_a2)  # a non-finite Q1 or alpha shows up here, in d0 x d0
+    precision = (d0 / problem.sigma_w2) * torch.eye(d0, dtype=X.dtype, device=X.device) - G / kappa
+    if not bool(torch.isfinite(G).all()):
+        return EoSEvaluation(Sigma, None, Q, fbar, math.inf, "non-finite kernel or gradient")
+    C, info = torch.linalg.cholesky_ex(precision)
+    if int(info) != 0:
+        return EoSEvaluation(Sigma, None, Q, fbar, math.inf,
+                             "the precision (d0/sigma_w2) I - G/kappa is not positive definite")
+    new = torch.cholesky_inverse(C)
+    new = 0.5 * (new + new.T)
+    res = float(torch.linalg.matrix_norm(Sigma - new) / torch.linalg.matrix_norm(Sigma))
+    return EoSEvaluation(Sigma, new, Q, fbar, res)
+
+
+def eos_update(X, y, Sigma, *, kappa: float, noise_var: float = 1e-6, sigma_w: float | None = None,
+               sigma_a: float | None = None, label_term: str = "eos", sigma_w2: float | None = None,
+               sigma_a2: float | None = None) -> torch.Tensor:
+    r"""The fixed-point map Sigma -> ((d0/sigma_w^2) I - G(Sigma)/kappa)^{-1}, G at A frozen at Sigma (eq. ``ak-eos``).
+
+    X (N, d0), y (N,), Sigma (d0, d0) -> (d0, d0). Raises ``ValueError`` if the new precision matrix is
+    not positive definite (the map is undefined there). ``sigma_w2``/``sigma_a2``: deprecated variance aliases.
+    """
+    kappa = check_positive(kappa, "kappa")
+    problem = make_problem(X, y, noise_var=noise_var, sigma_w=sigma_w, sigma_a=sigma_a, sigma_w2=sigma_w2,
+                           sigma_a2=sigma_a2, label_term=label_term)
+    Sigma = check_matrix(Sigma, "Sigma", square=True, columns=problem.X.shape[1]).to(problem.X.dtype)
+    check_psd(Sigma, "Sigma")
+    ev = evaluate(problem, 0.5 * (Sigma + Sigma.T), kappa)
+    if ev.new_Sigma is None:
+        raise ValueError(f"the EoS map is undefined at this Sigma: {ev.cause}")
+    return ev.new_Sigma
+
+
+def eos_residual(X, y, Sigma, *, kappa: float, noise_var: float = 1e-6, sigma_w: float | None = None,
+                 sigma_a: float | None = None, label_term: str = "eos", sigma_w2: float | None = None,
+                 sigma_a2: float | None = None) -> float:
+    r"""Relative fixed-point residual ||Sigma - Phi(Sigma)||_F / ||Sigma||_F of :func:`eos_update` Phi (eq. ``ak-eos``)."""
+    new = eos_update(X, y, Sigma, kappa=kappa, noise_var=noise_var, sigma_w=sigma_w, sigma_a=sigma_a,
+                     label_term=label_term, sigma_w2=sigma_w2, sigma_a2=sigma_a2)
+    Sigma = torch.as_tensor(Sigma, dtype=new.dtype)
+    return float(torch.linalg.matrix_norm(Sigma - new) / torch.linalg.matrix_norm(Sigma))

@@ -1,0 +1,339 @@
+r"""The EoS solver: annealing in kappa with Anderson-accelerated damped fixed-point steps and step control.
+
+Layer 4 (models), part of :mod:`nckernels.models.adaptive`; method of book chapter ``05_adaptive_kernel``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import pandas as pd
+import torch
+
+from ...metrics import nc1_from_kernel
+from ...validation import check_choice, check_int, check_labels, check_positive
+from .map import EoSEvaluation, EoSProblem, evaluate, make_problem
+
+__all__ = [
+    "REFERENCE_SCHEDULE",
+    "default_schedule",
+    "EoSConvergenceError",
+    "AdaptiveKernelResult",
+    "anderson_step",
+    "predict_start",
+    "step_row",
+    "labels_of",
+    "solve_adaptive_kernel",
+    "label_control",
+]
+
+#: The reference code's annealing values of kappa: 1e5, 9e4, ..., 1e4, 9e3, ..., 1e3, 900, ..., 500.
+REFERENCE_SCHEDULE: tuple[float, ...] = (
+    tuple(float(k) * 1e4 for k in range(10, 0, -1))
+    + tuple(float(k) * 1e3 for k in range(9, 0, -1))
+    + (900.0, 800.0, 700.0, 600.0, 500.0)
+)
+
+
+def default_schedule(width: float) -> tuple[float, ...]:
+    """The reference values of kappa above ``width``, then ``width`` itself (24 values for width = 500).
+
+    Chapter ``05_adaptive_kernel``.
+    """
+    width = check_positive(width, "width")
+    return tuple(k for k in REFERENCE_SCHEDULE if k > width) + (float(width),)
+
+
+class EoSConvergenceError(RuntimeError):
+    """An annealing step of the EoS did not converge; carries ``history`` (DataFrame), ``residual``,
+    ``kappa`` and ``cause``.
+
+    Chapter ``05_adaptive_kernel``.
+    """
+
+    def __init__(self, message: str, *, history: pd.DataFrame, residual: float, kappa: float, cause: str):
+        super().__init__(message)
+        self.history = history
+        self.residual = residual
+        self.kappa = kappa
+        self.cause = cause
+
+
+@dataclass(frozen=True)
+class AdaptiveKernelResult:
+    """Solution of the EoS after annealing (or up to the failed step when ``converged`` is False).
+
+    Sigma (d0, d0), kernel = Q1[Sigma] (N, N), fbar (N,); history: one row per annealing step with
+    columns kappa, status, iterations, evaluations, substeps, residual, nc1_kernel, nc1_fbar,
+    train_mse, trace_sigma, cause.
+    Chapter ``05_adaptive_kernel``.
+    """
+
+    Sigma: torch.Tensor
+    kernel: torch.Tensor
+    fbar: torch.Tensor
+    converged: bool
+    residual: float
+    evaluations: int
+    history: pd.DataFrame = field(repr=False)
+    label_term: str = "eos"
+    width: float = 500.0
+    noise_var: float = 1e-6
+    tol: float = 1e-10
+
+
+def anderson_step(problem: EoSProblem, ev0: EoSEvaluation, kappa: float, *, tol, max_iter, memory, damping):
+    """Damped fixed-point iteration with Anderson acceleration (Walker & Ni type II) at one kappa.
+
+    Returns (evaluation at the final iterate, iterations, evaluations, cause or "").
+    Safeguards: an extrapolated iterate that is not positive definite, or at which the map is
+    undefined, or whose residual grows by more than 10x, is replaced by a damped plain step
+    (halving the damping) and the memory is cleared.
+    Chapter ``05_adaptive_kernel``.
+    """
+    ev = ev0
+    evals = 0
+    dX, dR = [], []
+    beta = damping
+    for it in range(1, max_iter + 1):
+        if ev.new_Sigma is None:
+            return ev, it - 1, evals, ev.cause
+        if ev.residual <= tol:
+            return ev, it - 1, evals, ""
+        S, R = ev.Sigma, ev.new_Sigma - ev.Sigma  # R = Phi(S) - S
+        cand = S + beta * R
+        if dR:
+            F = torch.stack([d.reshape(-1) for d in dR], 1)  # (d0^2, m)
+            E = torch.stack([d.reshape(-1) for d in dX], 1)
+            scale = F.norm(dim=0).clamp_min(1e-300)
+            Fn = F / scale
+            gram = Fn.T @ Fn  # (m, m)
+            gram = gram + 1e-12 * torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device)
+            gamma = torch.linalg.solve(gram, Fn.T @ R.reshape(-1)) / scale
+            cand = cand - ((E + beta * F) @ gamma).reshape(S.shape)
+            cand = 0.5 * (cand + cand.T)
+            if int(torch.linalg.cholesky_ex(cand)[1]) != 0:
+                cand = None
+        new = None
+        if cand is not None:
+            new = evaluate(problem, cand, kappa)
+            evals += 1
+            if new.new_Sigma is None or not new.residual < 10 * ev.residual:
+                new = None
+        if new is None:  # safeguard: plain damped step from S, memory cleared
+            dX.clear()
+            dR.clear()
+            while new is None and beta > 1e-4:
+                cand = S + beta * R  # a convex combination of two PD matrices for beta <= 1
+                trial = evaluate(problem, cand, kappa)
+                evals += 1
+                if trial.new_Sigma is not None and trial.residual < ev.residual:
+                    new = trial
+                else:
+                    beta *= 0.5
+            if new is None:
+                return ev, it, evals, "no damped step reduces the residual"
+        else:
+            dX.append(new.Sigma - S)
+            dR.append((new.new_Sigma - new.Sigma) - R)
+            if len(dX) > memory:
+                dX.pop(0)
+                dR.pop(0)
+        ev = new
+    if ev.new_Sigma is not None and ev.residual <= tol:
+        return ev, max_iter, evals, ""
+    return ev, max_iter, evals, f"max_iter={max_iter} reached"
+
+
+def step_row(kappa, ev, labels, y, iterations, evaluations, substeps, cause):
+    """One history row of an annealing step (NC1 of Q1 and of fbar fbar^T, MSE, Tr Sigma). Chapter ``05_adaptive_kernel``."""
+    has_classes = labels is not None
+    nc1_k = nc1_from_kernel(ev.kernel, labels).nc1 if has_classes else math.nan
+    fb = ev.fbar
+    if has_classes and bool(torch.isfinite(fb).all()):
+        nc1_f = nc1_from_kernel(fb[:, None] * fb[None, :], labels).nc1
+    else:
+        nc1_f = math.nan
+    return {
+        "kappa": float(kappa),
+        "status": "converged" if not cause else "failed",
+        "iterations": int(iterations),
+        "evaluations": int(evaluations),
+        "substeps": int(substeps),
+        "residual": float(ev.residual),
+        "nc1_kernel": nc1_k,
+        "nc1_fbar": nc1_f,
+        "train_mse": float(((y - fb) ** 2).mean()),
+        "trace_sigma": float(ev.Sigma.diagonal().sum()),
+        "cause": cause,
+    }
+
+
+def labels_of(y, labels):
+    """Class labels for the history: ``labels``, or the distinct values of y when they look like classes. Chapter ``05_adaptive_kernel``."""
+    if labels is not None:
+        return labels
+    classes, index = torch.unique(y, return_inverse=True)
+    return index if 2 <= classes.numel() <= max(2, y.shape[0] // 2) else None
+
+
+def solve_adaptive_kernel(
+    X,
+    y,
+    *,
+    width: float,
+    noise_var: float = 1e-6,
+    sigma_w: float | None = None,
+    sigma_a: float | None = None,
+    schedule=None,
+    label_term: str = "eos",
+    tol: float = 1e-10,
+    max_iter: int = 200,
+    memory: int = 6,
+    damping: float = 1.0,
+    max_halvings: int = 6,
+    labels=None,
+    strict: bool = True,
+    progress: bool = False,
+    sigma_w2: float | None = None,
+    sigma_a2: float | None = None,
+) -> AdaptiveKernelResult:
+    r"""Solve Sigma^{-1} = (d0/sigma_w^2) I - (1/kappa) d/dSigma Tr[A Q1[Sigma]] annealing kappa down to ``width``.
+
+    Method (chapter ``05_adaptive_kernel``): at each kappa of ``schedule`` (decreasing, ending at
+    ``width``; default :func:`default_schedule`), Anderson-accelerated damped fixed-point iteration
+    on Sigma, warm-started by linear extrapolation in 1/kappa from the two previous solutions; the
+    gradient is closed-form (:func:`adaptive_kernel_gradient`), every solve a Cholesky solve. If a
+    step fails it is bisected in 1/kappa up to ``max_halvings`` times (step control). Converged means
+    the relative residual ||Sigma - Phi(Sigma)||_F / ||Sigma||_F <= ``tol`` at the returned Sigma.
+
+    Args:
+        X: (N, d0) inputs (float64 recommended; dtype and device are kept). y: (N,) targets.
+        width: the hidden width h. noise_var: sigma^2 of the GP likelihood. sigma_w, sigma_a: prior
+            standard deviations (sigma_w times sqrt(d0) for the hidden weights; defaults 1 and
+            :data:`DEFAULT_SIGMA_A`); ``sigma_w2``/``sigma_a2`` are the deprecated variance aliases. label_term: "eos" (t t^T / sigma^4) or
+            "reference" (the reference code's sigma^2 T T^T; see :func:`eos_label_matrix`).
+        labels: (N,) class labels for the NC1 columns of the history (default: the distinct values of y).
+        strict: raise :class:`EoSConvergenceError` on a failed step; otherwise return the last
+            iterate with ``converged=False`` (no later step is attempted).
+
+    Returns:
+        :class:`AdaptiveKernelResult`.
+    """
+    problem = make_problem(X, y, noise_var=noise_var, sigma_w=sigma_w, sigma_a=sigma_a, sigma_w2=sigma_w2,
+                           sigma_a2=sigma_a2, label_term=label_term)
+    X, y, noise_var = problem.X, problem.y, problem.noise_var
+    width = check_positive(width, "width")
+    tol = check_positive(tol, "tol")
+    max_iter = check_int(max_iter, "max_iter")
+    memory = check_int(memory, "memory")
+    damping = check_positive(damping, "damping")
+    if schedule is None:
+        schedule = default_schedule(width)
+    try:
+        schedule = [float(k) for k in schedule]
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"schedule must be a sequence of positive numbers, got {schedule!r}") from exc
+    if not schedule or any(not (math.isfinite(k) and k > 0) for k in schedule):
+        raise ValueError(f"schedule must be a non-empty sequence of positive finite numbers, got {schedule!r}")
+    if any(b >= a for a, b in zip(schedule, schedule[1:])):
+        raise ValueError(f"schedule must be strictly decreasing (annealing towards the width), got {schedule!r}")
+    if not math.isclose(schedule[-1], width, rel_tol=1e-12):
+        raise ValueError(f"schedule must end at the width {width:g}, but its last value is {schedule[-1]:g}")
+    if labels is not None:
+        labels = check_labels(labels, X.shape[0], device=X.device)[0]
+    labels = labels_of(y, labels)
+
+    N, d0 = X.shape
+    Sigma = (problem.sigma_w2 / d0) * torch.eye(d0, dtype=X.dtype, device=X.device)  # the NNGP solution
+    path = [(0.0, Sigma)]  # (1/kappa, converged Sigma): the NNGP is the solution at 1/kappa = 0
+    rows, total_evals = [], 0
+    ev = None
+    steps = schedule
+    if progress:
+        from tqdm.auto import tqdm
+
+        steps = tqdm(schedule, desc="EoS annealing")
+    for kappa in steps:
+        target = 1.0 / kappa
+        iters = evals = substeps = 0
+        cause = ""
+        eps_done = path[-1][0]
+        halvings = 0
+        while eps_done < target:
+            eps = target if halvings == 0 else eps_done + (target - eps_done) / 2**halvings
+            ev0 = evaluate(problem, predict_start(path, eps), 1.0 / eps)
+            if ev0.new_Sigma is None and len(path) > 1:  # the extrapolated start is outside the domain
+                ev0 = evaluate(problem, path[-1][1], 1.0 / eps)
+            evals += 1
+            ev, it, e, cause = anderson_step(problem, ev0, 1.0 / eps,
+                                              tol=tol, max_iter=max_iter, memory=memory, damping=damping)
+            iters += it
+            evals += e
+            if cause:
+                halvings += 1
+                if halvings > max_halvings:
+                    break
+                cause = ""
+                continue
+            substeps += 1
+            path.append((eps, ev.Sigma))
+            path = path[-3:]
+            eps_done = eps
+            halvings = 0
+        if eps_done < target:
+            cause = cause or "step control exhausted"
+        total_evals += evals
+        rows.append(step_row(kappa, ev, labels, y, iters, evals, substeps, cause))
+        if cause:
+            history = pd.DataFrame(rows)
+            message = (f"EoS annealing step kappa={kappa:g} failed ({cause}); last relative residual "
+                       f"{ev.residual:.3g}, tol {tol:g}, noise_var {noise_var:g}, label_term {label_term!r}")
+            if strict:
+                raise EoSConvergenceError(message, history=history, residual=ev.residual, kappa=kappa, cause=cause)
+            # the last converged Sigma is returned, with its kernel and fbar
+            last = evaluate(problem, path[-1][1], kappa)
+            return AdaptiveKernelResult(path[-1][1], last.kernel, last.fbar, False, ev.residual, total_evals,
+                                        history, label_term, width, noise_var, tol)
+    return AdaptiveKernelResult(ev.Sigma, ev.kernel, ev.fbar, True, ev.residual, total_evals, pd.DataFrame(rows),
+                                label_term, width, noise_var, tol)
+
+
+def predict_start(path, eps):
+    """Warm start at 1/kappa = eps: linear extrapolation from the last two solutions, if positive definite.
+
+    Chapter ``05_adaptive_kernel``.
+    """
+    if len(path) < 2:
+        return path[-1][1]
+    (e0, S0), (e1, S1) = path[-2], path[-1]
+    pred = S1 + (eps - e1) / (e1 - e0) * (S1 - S0)
+    pred = 0.5 * (pred + pred.T)
+    return pred if int(torch.linalg.cholesky_ex(pred)[1]) == 0 else S1
+
+
+def label_control(X, y, y_shuffled, labels, *, width: float, noise_vars, tol: float = 1e-10,
+                  sigma_a: float | None = None, sigma_a2: float | None = None, max_iter: int = 60,
+                  max_halvings: int = 3) -> pd.DataFrame:
+    """Solve the EoS with the true targets ``y`` and with ``y_shuffled``, for every noise variance and label term.
+
+    One row per solve (failures included, ``strict=False``): noise_var, label term, labels ("true" or
+    "shuffled"), status, cause, and log10 NC1 of Q1 with respect to the true classes ``labels`` (NaN when the
+    solve failed). The shuffled-label control of chapter ``05_adaptive_kernel`` (eqs. ``ak-eos`` and ``ak-ref``).
+    """
+    from .problem import LABEL_TERMS
+
+    rows = []
+    for nv in noise_vars:
+        for lt in LABEL_TERMS:
+            for name, targets in [("true", y), ("shuffled", y_shuffled)]:
+                r = solve_adaptive_kernel(X, targets, width=width, noise_var=nv, sigma_a=sigma_a, sigma_a2=sigma_a2,
+                                          tol=tol, label_term=lt, labels=labels, strict=False, max_iter=max_iter,
+                                          max_halvings=max_halvings)
+                last = r.history.iloc[-1]
+                rows.append({"noise_var": nv, "label term": lt, "labels": name,
+                             "status": "converged" if r.converged else "failed",
+                             "cause": "" if r.converged else f"kappa={last.kappa:g}: {last.cause}",
+                             "log10 NC1 of Q1": (math.log10(nc1_from_kernel(r.kernel, labels).nc1) if r.converged
+                                                 else math.nan)})
+    return pd.DataFrame(rows)

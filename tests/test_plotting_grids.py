@@ -1,0 +1,56 @@
+"""Plot functions of the grids take (ax, data, *, ...); the legacy (data, ax) order still draws the same."""
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+import nckernels as nk  # noqa: E402
+from nckernels.plotting import (plot_convergence_map, plot_kernel_means, plot_nc1_lines,  # noqa: E402
+                                plot_summary_grid, plot_training_curves)
+
+
+@pytest.fixture(scope="module")
+def frame():
+    return nk.trained_network_grid([[4, 4], [6, 6]], [1, 2], 2, nk.TrainingConfig(width=6, epochs=2),
+                                   kernels={"NNGP": lambda d: nk.nngp(d.X), "none": lambda d: None})
+
+
+def test_summary_grid_draws_one_line_per_group(frame):
+    summary = nk.summarize(frame, by=("kernel", "N", "d0"))
+    kinds = ["data", "NNGP", "none", "trained net"]
+    fig, axes = plt.subplots(2, len(kinds))
+    plot_summary_grid(axes, summary, kernels=kinds, group="N")
+    assert len(axes[0, 1].get_lines()) == 2 and len(axes[1, 3].get_lines()) == 2
+    assert len(axes[0, 2].get_lines()) == 0  # a kernel with no successful row draws nothing
+    with pytest.raises(ValueError, match="axes"):
+        plot_summary_grid(axes[:1], summary, kernels=kinds)
+    plt.close(fig)
+
+
+def test_legacy_argument_order(frame):
+    summary = nk.summarize(frame, by=("kernel", "N", "d0"))
+    fig, (a, b) = plt.subplots(1, 2)
+    plot_nc1_lines(a, summary, kernel="NNGP")
+    plot_nc1_lines(summary, b, kernel="NNGP")
+    assert [tuple(l.get_ydata()) for l in a.get_lines()] == [tuple(l.get_ydata()) for l in b.get_lines()]
+    plt.close(fig)
+    fig, ax = plt.subplots()
+    plot_kernel_means(ax, frame[frame.N == 8])
+    assert {l.get_label() for l in ax.get_lines()} == {"data", "NNGP", "none", "trained net"}
+    plt.close(fig)
+
+
+def test_convergence_map_reads_status_ok():
+    rows = pd.DataFrame({"width": [1.0, 1.0, 5.0, 5.0], "noise_var": [1e-2, 1.0, 1e-2, 1.0],
+                         "status": ["ok", "failed", "ok", "ok"], "evaluations": [7, 30, 9, 11]})
+    fig, ax = plt.subplots()
+    plot_convergence_map(ax, rows)
+    assert sorted(t.get_text() for t in ax.texts) == ["11", "7", "9", "fail"]
+    plt.close(fig)
+    history = pd.DataFrame({"epoch": [0, 1, 0, 1], "nc1": [1.0, 0.5, 1.0, 0.25]})
+    fig, ax = plt.subplots()
+    plot_training_curves(ax, history, "nc1")
+    assert len(ax.get_lines()) == 1
+    plt.close(fig)
