@@ -2,8 +2,9 @@
 
 Layer 5, experiments; imports :mod:`nckernels.experiments.scales` and :mod:`nckernels.experiments.sweeps`.
 
-``python -m nckernels run CHAPTER.md [--scale smoke|book|paper] [-p NAME VALUE ...] [--out NOTEBOOK]``
+``python -m nckernels run CHAPTER.md [--scale smoke|book|paper] [-p NAME VALUE ...] [--out NOTEBOOK] [--compare [BUILD]] [--html PAGE]``
 ``python -m nckernels sweep CHAPTER.md --grid GRID.yml --out DIR [--workers N] [--scheduler ADDRESS] [--retry-failed]``
+``python -m nckernels paper [--manifest book/paper.yml] [--workers N] [--only NAME] [--export-only]``: ``make paper``
 
 Values are parsed as YAML 1.2 (``3``, ``1e-3``, ``[1, 2]``, ``true``, ``cuda``); names must be parameters of the
 chapter. Errors are one line naming the file, parameter or grid key (``--debug`` shows the traceback); the
@@ -23,6 +24,7 @@ __all__ = ["build_parser", "main"]
 def _run(args) -> int:
     import nbformat
 
+    from .report import book_glue, compare_glue, format_glue_table, render_html
     from .sweeps import harvest_glue
 
     chapter = args.chapter
@@ -46,13 +48,18 @@ def _run(args) -> int:
         print(f"error: {chapter} failed{where}: {what.splitlines()[0] if what else ''}{kept}", file=sys.stderr)
         return 1
     glued = harvest_glue(nbformat.read(out, as_version=4))
-    if glued and not args.quiet:
-        width = max(len(k) for k in glued)
-        for name, value in glued.items():
-            shown = f"{value:.6g}" if isinstance(value, float) else str(value)
-            print(f"  {name:<{width}}  {shown[:80]}")
+    status = 0
+    if args.compare is not None:  # this run's values next to the built book's
+        table = compare_glue(glued, book_glue(chapter, args.compare))
+        print(format_glue_table(table))
+        differ = int((~table["same"]).sum())
+        print(f"{differ} of {len(table)} glued values differ from the book built in {args.compare}")
+    elif glued and not args.quiet:
+        print(format_glue_table(glued))
     print(f"wrote {out}")
-    return 0
+    if args.html is not None:
+        print(f"wrote {render_html(out, args.html)}")
+    return status
 
 
 def _sweep(args) -> int:
@@ -62,6 +69,27 @@ def _sweep(args) -> int:
                       retry_failed=args.retry_failed, progress=not args.quiet)
     failed = int((frame["status"] != "ok").sum()) if len(frame) else 0
     print(f"{len(frame)} runs in {args.out / 'results.csv'} ({failed} failed)")
+    return 1 if failed else 0
+
+
+def _paper(args) -> int:
+    import time
+
+    from .paper import export_paper, load_manifest, run_paper
+
+    start = time.perf_counter()
+    manifest = load_manifest(args.manifest)
+    names = args.only or None
+    failed = 0
+    if not args.export_only:
+        runs = run_paper(manifest, workers=args.workers, names=names, retry_failed=args.retry_failed,
+                         progress=not args.quiet)
+        failed = int((runs["status"] != "ok").sum()) if len(runs) else 0
+    wall = time.perf_counter() - start
+    command = " ".join(["python -m nckernels", *sys.argv[1:]])
+    sets = export_paper(manifest, names=names, command=command, wall_seconds=round(wall, 1), progress=not args.quiet)
+    print(f"paper: {len(sets)} result sets, {int(sets['written'].sum())} exported to {manifest.results}; "
+          f"{failed} runs failed this session; total wall time {wall / 60:.1f} min ({wall:.0f} s)")
     return 1 if failed else 0
 
 
@@ -79,6 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"),
                      help="override one parameter (VALUE is parsed as YAML 1.2: 3, 1e-3, [1, 2], true)")
     run.add_argument("--out", type=pathlib.Path, help="executed notebook path (default results/CHAPTER.SCALE.ipynb)")
+    run.add_argument("--compare", nargs="?", const=pathlib.Path("_build"), type=pathlib.Path, metavar="BUILD_DIR",
+                     help="print this run's glued values next to those of the book built in BUILD_DIR (default _build)")
+    run.add_argument("--html", type=pathlib.Path, metavar="PAGE",
+                     help="also write the executed chapter as one standalone HTML page, glued values in the prose")
     run.set_defaults(func=_run)
     sweep = sub.add_parser("sweep", parents=[common],
                            help="execute one chapter once per grid point (papermill), rows in DIR/results.csv")
@@ -89,13 +121,21 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--scheduler", help="address of a running Dask distributed scheduler (tcp://host:port)")
     sweep.add_argument("--retry-failed", action="store_true", help="re-run points whose last run failed")
     sweep.set_defaults(func=_sweep)
+    paper = sub.add_parser("paper", parents=[common],
+                           help="run every paper-scale sweep of the manifest (resumable), then export tidy CSVs")
+    paper.add_argument("--manifest", type=pathlib.Path, default=None, help="manifest YAML (default book/paper.yml)")
+    paper.add_argument("--workers", type=int, default=1, help="runs at a time, across all sweeps")
+    paper.add_argument("--only", action="append", metavar="NAME", help="only this result set (repeatable)")
+    paper.add_argument("--export-only", action="store_true", help="no runs: export what the sweeps hold")
+    paper.add_argument("--retry-failed", action="store_true", help="re-run runs whose last attempt failed")
+    paper.set_defaults(func=_paper, chapter=None)
     return parser
 
 
 def main(argv=None) -> int:
     """Parse ``argv`` and run the command; returns the exit status (2 for a bad input, 130 when interrupted)."""
     args = build_parser().parse_args(argv)
-    if not args.chapter.is_file():
+    if args.chapter is not None and not args.chapter.is_file():
         print(f"error: chapter {args.chapter} does not exist", file=sys.stderr)
         return 2
     try:

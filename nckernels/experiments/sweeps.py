@@ -58,7 +58,7 @@ import pandas as pd
 
 from .scales import SCALES, load_yaml_file, check_parameters, parameter_names, scale_parameters
 
-__all__ = ["SweepGrid", "load_grid", "grid_points", "run_key", "harvest_glue", "execute_run", "run_sweep",
+__all__ = ["SweepGrid", "load_grid", "grid_points", "run_key", "harvest_glue", "glued_scalar", "execute_run", "run_sweep",
            "read_results", "read_records", "write_results_view", "RESULT_COLUMNS"]
 
 RESULT_COLUMNS = ("run", "status", "error", "seconds", "finished", "notebook")
@@ -141,7 +141,7 @@ def run_key(chapter, parameters: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def _scalar(text: str):
+def glued_scalar(text: str):
     """A Python scalar from a glued text/plain repr (numbers, bools, strings, numpy scalars), else None."""
     text = text.strip()
     m = re.fullmatch(r"np\.(?:float|int|bool_?)\w*\((.*)\)", text)
@@ -170,7 +170,7 @@ def harvest_glue(nb) -> dict:
             text = data.get(_GLUE_PREFIX + "text/plain", data.get("text/plain"))
             if text is None:
                 continue
-            value = _scalar(text if isinstance(text, str) else "".join(text))
+            value = glued_scalar(text if isinstance(text, str) else "".join(text))
             if value is not None:
                 found[meta["name"]] = value
     return found
