@@ -26,6 +26,8 @@ from .metrics import *  # noqa: F401,F403
 from .kernels import *  # noqa: F401,F403
 from .models import *  # noqa: F401,F403
 from .experiments import *  # noqa: F401,F403
+from .plotting import *  # noqa: F401,F403
+from . import plotting, style  # noqa: F401 - nk.style.use_book_style(), nk.plotting
 
 __version__ = "0.1.0"
 

@@ -64,15 +64,19 @@ def plot_width_convergence(ax, curve):
 
     Book chapter ``03_two_layer_kernels``.
     """
+    from .style import color_of, linestyle_of, marker_of, ordered_legend
+
     ax, curve = _ax_first(ax, curve)
     widths = np.asarray(curve.index, dtype=float)
-    for name in curve.columns:
-        ax.loglog(widths, curve[name], marker="o", label=name)
+    names = sorted(curve.columns, key=lambda n: (str(n).split()[-1], str(n)))  # by activation, NNGP before NTK
+    for name in names:
+        ax.loglog(widths, curve[name], marker=marker_of(name), color=color_of(name), linestyle=linestyle_of(name),
+                  label=name)
     ref = float(np.exp(np.log(curve.to_numpy(dtype=float)).mean(1)[0]))
-    ax.loglog(widths, ref * (widths / widths[0]) ** -0.5, "k--", label="slope -1/2")
+    ax.loglog(widths, ref * (widths / widths[0]) ** -0.5, color="0.5", linestyle=(0, (1, 2)), label="slope $-1/2$")
     ax.set_xlabel("width $h$")
-    ax.set_ylabel("max |finite - closed form|")
-    ax.legend(fontsize=8)
+    ax.set_ylabel(r"$\max_{ij}\,|K^{(h)}_{ij} - K_{ij}|$")
+    ordered_legend(ax, list(names) + ["slope $-1/2$"])
     ax.grid(alpha=0.3, which="both")
     return ax
 
@@ -86,7 +90,10 @@ def plot_eos_trace(ax, history, column, *, label=None, ylabel=None, logy=False, 
 
     Book chapter ``05_adaptive_kernel``.
     """
+    from .style import color_of
+
     ax, history = _ax_first(ax, history)
+    kw.setdefault("color", color_of("adaptive"))
     ax.plot(history["kappa"], history[column], marker="o", markersize=3, label=label, **kw)
     ax.set_xscale("log")
     if logy:
@@ -99,7 +106,7 @@ def plot_eos_trace(ax, history, column, *, label=None, ylabel=None, logy=False, 
     return ax
 
 
-def plot_convergence_map(ax, frame, *, x="width", y="noise_var", title=None):
+def plot_convergence_map(ax, frame, *, x="width", y="noise_var", title=None, xlabel=None, ylabel=None):
     """Converged (status "ok": green, annotated with evaluations) and failed (red, 'fail') cells of a solver sweep.
 
     ``frame``: rows of :func:`~nckernels.experiments.grids.eos_convergence_map`. Book chapter
@@ -117,8 +124,10 @@ def plot_convergence_map(ax, frame, *, x="width", y="noise_var", title=None):
     ax.imshow(grid, cmap="RdYlGn", vmin=-0.5, vmax=1.5, origin="lower", aspect="auto")
     ax.set_xticks(range(len(xs)), [f"{v:g}" for v in xs])
     ax.set_yticks(range(len(ys)), [f"{v:g}" for v in ys])
-    ax.set_xlabel(x)
-    ax.set_ylabel(y)
+    names = {"width": "width $h$", "noise_var": r"noise variance $\sigma^2$", "d0": "$d_0$"}
+    ax.set_xlabel(xlabel or names.get(x, x))
+    ax.set_ylabel(ylabel or names.get(y, y))
+    ax.grid(False)
     if title:
         ax.set_title(title, fontsize=9)
     return ax
@@ -126,36 +135,43 @@ def plot_convergence_map(ax, frame, *, x="width", y="noise_var", title=None):
 
 # --- Deep RFM and AGOP (chapters 10_deep_rfm, 11_agop_trained) -------------------------------------
 
-_RFM_STAGES = (("input", r"$X_l$"), ("projected", r"$X_l M_l^{1/2}$"), ("features", "random features"))
+_RFM_STAGES = (("input", r"$X_l$"), ("projected", r"$X_l M_l^{1/2}$"), ("features", r"random features $X_{l+1}$"))
+_RFM_STAGE_COLORS = {"input": "#000000", "projected": "#56B4E9", "features": "#999999"}
 
 
 def plot_layer_collapse(ax, frame, *, metric="nc1", stages=("input", "projected", "features"), label=None, **kw):
-    """A Deep RFM metric (``nc1`` or ``nc2``) per layer, log scale, for the chosen representations.
+    """A Deep RFM metric (``nc1`` or ``nc2``) per layer, log scale, for the chosen representations (one colour
+    per representation unless ``color`` is given; with ``label`` the legend names the run).
 
-    ``frame`` has a ``layer`` column and ``{metric}_{stage}`` columns (``DeepRFMResult.frame``).
+    ``frame`` has a ``layer`` column and ``{metric}_{stage}`` columns (``DeepRFMResult.frame``). Chapter
+    ``10_deep_rfm``.
     """
     names = dict(_RFM_STAGES)
     for stage in stages:
-        text = names.get(stage, stage) if label is None else f"{label}: {names.get(stage, stage)}"
-        ax.plot(frame["layer"], frame[f"{metric}_{stage}"], marker="o", markersize=3, label=text, **kw)
+        text = names.get(stage, stage) if label is None else (label if len(stages) == 1 else f"{label}: {names.get(stage, stage)}")
+        style = {"color": _RFM_STAGE_COLORS.get(stage)} if label is None else {}
+        ax.plot(frame["layer"], frame[f"{metric}_{stage}"], marker="o", markersize=3, label=text, **{**style, **kw})
     ax.set_yscale("log")
     ax.set_xlabel("layer $l$")
-    ax.set_ylabel(metric.upper())
+    ax.set_ylabel(rf"$\mathrm{{{metric.upper()[:2]}}}_{metric[2:]}$" if metric[:2] == "nc" else metric)
     ax.grid(alpha=0.3)
     return ax
 
 
-def plot_agop_spectra(ax, spectra, layers, *, num=None):
-    """Eigenvalues lambda_k / lambda_1 of the AGOP at the given layers against k (log scale)."""
+def plot_agop_spectra(ax, spectra, layers, *, num=None, gap=None):
+    """Eigenvalues lambda_k / lambda_1 of the AGOP at the given layers against k (log scale); ``gap``: index
+    after which a dotted line marks the expected spectral gap (C - 1). Chapter ``10_deep_rfm``."""
+    if gap is not None:
+        ax.axvline(gap + 0.5, color="gray", linestyle=":", linewidth=1, label=f"$k = {gap}$")
     for layer in layers:
         lam = np.asarray(spectra[layer], dtype=float)
         lam = lam[: num or lam.size]
-        ax.plot(np.arange(1, lam.size + 1), lam / lam[0], marker=".", markersize=4, label=f"layer {layer}")
+        ax.plot(np.arange(1, lam.size + 1), lam / lam[0], marker=".", markersize=4, label=f"{layer}")
     ax.set_yscale("log")
     ax.set_xlabel("eigenvalue index $k$")
     ax.set_ylabel(r"$\lambda_k / \lambda_1$")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, title="layer $l$")
     return ax
 
 
@@ -201,10 +217,12 @@ def plot_kernel_means(ax, frame, *, x="d0", value="log10_nc1", title=None):
     ``frame``: :func:`~nckernels.experiments.cells.run_grid` rows of one data set family (e.g. one split of
     :func:`~nckernels.experiments.grids.adaptive_nc1_grid`). Book chapter ``05_adaptive_kernel`` (fig. ``fig-ak-grid``).
     """
+    from .style import color_of, linestyle_of
+
     ok = frame[frame["status"] == "ok"]
     for kernel, grp in frame.groupby("kernel"):
         m = ok[ok["kernel"] == kernel].groupby(x)[value].mean().reindex(sorted(grp[x].unique()))
-        ax.plot(m.index, m.values, marker="o", label=kernel)
+        ax.plot(m.index, m.values, marker="o", label=kernel, color=color_of(kernel), ls=linestyle_of(kernel))
     ax.set_xscale("log")
     if title:
         ax.set_title(title, fontsize=8)
@@ -299,13 +317,16 @@ def plot_layer_steps(ax, frame):
     xs = np.concatenate([[0.0], np.ravel(np.column_stack([layers - 0.5, layers]))])
     ys = np.concatenate([[frame["nc1_input"].iloc[0]],
                          np.ravel(np.column_stack([frame["nc1_svt"], frame["nc1_output"]]))])
+    from .style import color_of
+
     ax.plot(xs, ys, color="gray", linewidth=1)
-    ax.plot(layers - 0.5, frame["nc1_svt"], "s", label=r"after $S V^\top$")
+    ax.plot(layers - 0.5, frame["nc1_svt"], "s", color=color_of("trained net"), mfc="white",
+            label=r"after $S V^\top$")
     ax.plot(np.concatenate([[0.0], layers]), np.concatenate([[frame["nc1_input"].iloc[0]], frame["nc1_output"]]),
-            "o", label="layer input / ReLU output")
+            "o", color=color_of("trained net"), label="layer input / ReLU output")
     ax.set_yscale("log")
     ax.set_xlabel("hidden layer $l$")
-    ax.set_ylabel("NC1")
+    ax.set_ylabel(r"$\mathrm{NC}_1$")
     ax.grid(alpha=0.3)
     return ax
 
@@ -315,7 +336,7 @@ def plot_nfa_history(ax, history):
     cols = sorted((c for c in history.columns if c.startswith("nfa_")), key=lambda c: int(c.split("_")[1]))
     for col in cols:
         h = history.dropna(subset=[col])
-        ax.plot(h["epoch"], h[col], marker="o", markersize=3, label=f"layer {col.split('_')[1]}")
+        ax.plot(h["epoch"], h[col], marker="o", markersize=3, label=f"{col.split('_')[1]}")
     ax.set_xlabel("epoch")
     ax.set_ylabel(r"NFA correlation $\rho_l$")
     ax.grid(alpha=0.3)
@@ -326,28 +347,345 @@ def plot_nfa_history(ax, history):
 __all__ += ["plot_probe_curves", "plot_kernel_pair"]
 
 
-def plot_probe_curves(ax, frame, columns, *, x="step", logy=False, labels=None):
-    """Columns of a probe DataFrame (one row per probed step) against ``x``."""
+def plot_probe_curves(ax, frame, columns, *, x="step", logy=False, labels=None, colors=None, styles=None,
+                      xlabel="SGD step $t$", legend=True):
+    """Columns of a probe DataFrame (one row per probed step) against ``x``, in the given colours and line
+    styles. Chapter ``09_empirical_ntk`` (fig. ``fig-entk-curves``)."""
     for i, col in enumerate(columns):
-        ax.plot(frame[x], frame[col], marker=".", label=(labels[i] if labels else col))
+        ax.plot(frame[x], frame[col], marker=".", label=(labels[i] if labels else col),
+                color=colors[i] if colors else None, ls=styles[i] if styles else "-")
     if logy:
         ax.set_yscale("log")
-    ax.set_xlabel(x)
+    ax.set_xlabel(xlabel)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    if legend:
+        ax.legend(fontsize=7)
     return ax
 
 
 def plot_kernel_pair(axes, K_start, K_end, *, titles=("init", "end")):
-    """Two class-sorted kernels side by side, each divided by the mean of its diagonal (colours clipped at
-    the 98th percentile of the entries)."""
+    """Two class-sorted kernels side by side, each divided by the mean of its diagonal, on one shared colour
+    scale (clipped at the 98th percentile of the entries of both). Chapter ``09_empirical_ntk``."""
+    mats = [np.asarray(K.detach().cpu() if hasattr(K, "detach") else K, dtype=float) for K in (K_start, K_end)]
+    mats = [K / np.mean(np.diag(K)) for K in mats]
+    # one colour range for both, clipped at the 98th percentile so that a few large diagonal entries do not hide the blocks
+    vmin, vmax = min(K.min() for K in mats), float(np.quantile(np.concatenate([K.ravel() for K in mats]), 0.98))
     ims = []
-    for ax, K, title in zip(axes, (K_start, K_end), titles):
-        K = np.asarray(K.detach().cpu() if hasattr(K, "detach") else K, dtype=float)
-        K = K / np.mean(np.diag(K))
-        # colour range clipped at the 98th percentile so that a few large diagonal entries do not hide the blocks
-        ims.append(ax.imshow(K, cmap="viridis", interpolation="nearest", vmin=K.min(), vmax=np.quantile(K, 0.98)))
+    for ax, K, title in zip(axes, mats, titles):
+        ims.append(ax.imshow(K, cmap="viridis", interpolation="nearest", vmin=vmin, vmax=vmax))
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_title(title, fontsize=9)
     return ims
+
+
+# --- chapters 05, 08-11: tables and figures added for issue 13 --------------------------------------
+__all__ += ["plot_rate", "plot_spectrum", "plot_invariant_drift", "plot_loss_split",
+            "plot_scale_sweep"]
+
+
+def plot_rate(ax, series, *, slope=-0.5, label=None, color=None, xlabel="width $h$", ylabel="relative error"):
+    """``series`` (index x, values y) on log-log axes with a reference line of the given ``slope`` through its
+    first point (``h^{-1/2}``: the Monte Carlo rate). Chapter ``09_empirical_ntk`` (fig. ``fig-entk-wide``)."""
+    from .style import color_of
+
+    x, y = np.asarray(series.index, dtype=float), np.asarray(series, dtype=float)
+    ax.loglog(x, y, "o-", color=color or color_of("ntk"), label=label)
+    ax.loglog(x, y[0] * (x / x[0]) ** slope, "k--", lw=1, label=rf"slope ${slope:g}$")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend()
+    return ax
+
+
+def plot_spectrum(ax, eigenvalues, *, reference=None, label=None, reference_label=None, color=None):
+    """Eigenvalues in descending order (log axis) against their index, with an optional constant ``reference``
+    spectrum as a dashed line. Chapter ``05_adaptive_kernel`` (fig. ``fig-ak-spectrum``)."""
+    from .style import color_of
+
+    lam = np.sort(np.asarray(eigenvalues.detach().cpu() if hasattr(eigenvalues, "detach") else eigenvalues,
+                             dtype=float))[::-1]
+    ax.semilogy(np.arange(1, lam.size + 1), lam, marker=".", color=color or color_of("adaptive"), label=label)
+    if reference is not None:
+        ax.axhline(reference, color=color_of("nngp"), ls="--", lw=1, label=reference_label)
+    ax.set_xlabel("index $k$")
+    ax.set_ylabel(r"eigenvalue $\lambda_k$")
+    if label or reference_label:
+        ax.legend()
+    return ax
+
+
+def _scale_colors(n):
+    import matplotlib as mpl
+
+    return [mpl.colormaps["viridis"](v) for v in np.linspace(0.0, 0.85, max(n, 1))]
+
+
+def plot_invariant_drift(ax, runs, *, column="invariant drift", norm_column="scale"):
+    """Drift of the invariant, ``column`` divided by the run's largest ``norm_column``, against time (log-log),
+    one line per run; ``runs`` maps the initial scale s to a flow trace with a ``frame``. Chapter
+    ``08_ntk_collapse_dynamics`` (fig. ``fig-ntkc-drift``)."""
+    for color, (s, tr) in zip(_scale_colors(len(runs)), sorted(runs.items())):
+        f = tr.frame.iloc[1:]
+        ax.loglog(f["t"], f[column] / tr.frame[norm_column].max() + 1e-18, color=color, label=f"{s:g}")
+    ax.set_xlabel("time $t$")
+    ax.set_ylabel(r"$\|E(t)-E(0)\|_F \,/\, \max_t \|W^\top W\|_F$")
+    ax.legend(title="initial scale $s$", ncol=2)
+    return ax
+
+
+_LOSS_PARTS = (("loss global", "global mean $L_G$", "#0072B2"), ("loss class", "class means $L_c$", "#E69F00"),
+               ("loss within", "within class $L_0$", "#009E73"))
+
+
+def plot_loss_split(ax, frame, *, title=None, legend=True):
+    """The loss split on the eigenspaces of the block kernel (global mean, class means, within class) against
+    time, log-log. Chapter ``08_ntk_collapse_dynamics`` (fig. ``fig-ntkc-phases``)."""
+    f = frame.iloc[1:]
+    for col, label, color in _LOSS_PARTS:
+        ax.loglog(f["t"], f[col] + 1e-16, color=color, label=label)
+    ax.set_xlabel("time $t$")
+    if title:
+        ax.set_title(title)
+    if legend:
+        ax.legend()
+    return ax
+
+
+def plot_scale_sweep(ax, sweep, columns, *, labels=None, styles=None, xlabel="initial scale $s$", ylabel=None):
+    """Columns of a sweep frame (index: the initial scale) against the index, log-log, one line per column.
+    Chapter ``08_ntk_collapse_dynamics`` (fig. ``fig-ntkc-scale``)."""
+    for i, col in enumerate(columns):
+        ax.loglog(sweep.index, sweep[col], (styles[i] if styles else "o-"), label=labels[i] if labels else col)
+    ax.set_xlabel(xlabel)
+    if ylabel:
+        ax.set_ylabel(ylabel)
+    if len(columns) > 1:
+        ax.legend()
+    return ax
+
+
+# --- chapters 02, 03, 04 and 07: kernels against each other, weightings, the reference's errata -------
+__all__ += ["WEIGHTING_STYLES", "plot_kernel_lines", "plot_solver_failures", "format_table", "errata_table"]
+
+#: The line style of each between-class weighting (the colour says which kernel, chapter ``02_nc1_from_kernel``).
+WEIGHTING_STYLES = {"uniform (1/C)": "-", "class size (n_c/N)": "--", "balanced formula (as coded)": ":"}
+
+
+def plot_kernel_lines(ax, frame, *, x="d0", value="log10_nc1", hue="kernel", style=None, order=None, limits=None,
+                      logx=2, xlabel=None, ylabel=None, legend_title=None, legend=True, markersize=3):
+    """Mean +-1 std over draws of ``value`` against ``x``, one line per ``hue`` (and ``style``) level.
+
+    ``frame``: one row per draw (grid rows; rows whose ``status`` is not "ok" are left out). Colours come
+    from :func:`nckernels.style.color_of` of the ``hue`` level (NNGP, NTK, data, as coded, ...); line styles
+    from :data:`WEIGHTING_STYLES` of the ``style`` level when given, else from the activation the ``hue``
+    level names. ``order``: the ``hue`` levels to draw, in legend order (default: all, in natural order).
+    ``limits``: {hue level: {"d0=1": y, "d0=inf": y}} population values drawn as a star at x = 1 and a
+    dotted line in the level's colour. ``logx``: base of a log x axis (None: linear). Chapters
+    ``04_ntk_vs_nngp`` and ``07_reference_code``.
+    """
+    from .style import color_of, linestyle_of, marker_of, natural_key, ordered_legend
+
+    if "status" in frame.columns:
+        frame = frame[frame["status"] == "ok"]
+    levels = list(order) if order is not None else sorted(frame[hue].unique(), key=natural_key)
+    labels = []
+    for level in levels:
+        sub = frame[frame[hue] == level]
+        groups = [(None, sub)] if style is None else list(sub.groupby(style, sort=False))
+        if style is not None:
+            groups.sort(key=lambda g: list(WEIGHTING_STYLES).index(g[0]) if g[0] in WEIGHTING_STYLES else 99)
+        for sty, grp in groups:
+            if grp.empty:
+                continue
+            stats = grp.groupby(x)[value].agg(["mean", "std"]).fillna(0.0)
+            label = str(level) if sty is None else f"{level}, {sty}"
+            ls = WEIGHTING_STYLES.get(sty, "-") if sty is not None else linestyle_of(level)
+            plot_mean_band(ax, stats.index, stats["mean"], stats["std"], label=label, color=color_of(level),
+                           linestyle=ls, marker=marker_of(level), markersize=markersize)
+            labels.append(label)
+        lim = (limits or {}).get(level)
+        if lim:
+            if "d0=1" in lim:
+                ax.plot([1], [lim["d0=1"]], marker="*", color=color_of(level), markersize=10, linestyle="none")
+            if "d0=inf" in lim:
+                ax.axhline(lim["d0=inf"], color=color_of(level), linestyle=":", linewidth=1)
+    if logx:
+        ax.set_xscale("log", base=logx)
+    ax.set_xlabel(xlabel or ("$d_0$" if x == "d0" else x))
+    if ylabel is not None:
+        ax.set_ylabel(ylabel)
+    if legend and labels:
+        ordered_legend(ax, labels, title=legend_title)
+    return ax
+
+
+def plot_solver_failures(ax, frame, *, x="width", by="d0", value="nc1"):
+    """log10 ``value`` of converged solves against ``x`` (log axis), one line per ``by`` level; failed solves
+    as crosses on the lower edge of the axes. ``frame``: rows of
+    :func:`~nckernels.experiments.grids.eos_convergence_map`. Chapter ``07_reference_code``.
+    """
+    from .style import color_of, ordered_legend
+
+    shades = ["#009E73", "#56B4E9", "#0072B2", "#000000"]
+    labels = []
+    for i, (level, grp) in enumerate(sorted(frame.groupby(by), key=lambda g: g[0])):
+        colour = color_of("adaptive") if i == 0 else shades[i % len(shades)]
+        ok = grp[grp["status"] == "ok"].sort_values(x)
+        label = f"$d_0$ = {level}" if by == "d0" else f"{by} = {level}"
+        ax.plot(ok[x], np.log10(ok[value].astype(float)), marker="o", color=colour, label=label)
+        bad = grp[grp["status"] != "ok"]
+        ax.plot(bad[x], np.zeros(len(bad)), "x", color=colour, markersize=9, clip_on=False,
+                transform=ax.get_xaxis_transform())
+        labels.append(label)
+    ax.set_xscale("log")
+    ax.set_xlabel("width $h$")
+    ax.set_ylabel(r"$\log_{10}$ NC1")
+    if labels:
+        ordered_legend(ax, labels)
+    return ax
+
+
+def format_table(frame, *, decimals=3, missing="\u2013", note=None, caption=None, max_rows=None):
+    """A DataFrame for the page: fixed ``decimals``, missing values as ``missing`` (a dash) with ``note`` as a
+    footnote below the table, at most ``max_rows`` rows (the rest summarised in the footnote); a pandas Styler.
+
+    Raises ValueError when the frame has missing values and no ``note`` says what a dash means.
+    Chapters ``02_nc1_from_kernel`` to ``07_reference_code``.
+    """
+    import pandas as pd
+
+    if not isinstance(frame, (pd.DataFrame, pd.Series)):
+        raise ValueError(f"frame must be a DataFrame or Series, got {type(frame).__name__}")
+    if not isinstance(decimals, int) or decimals < 0:
+        raise ValueError(f"decimals must be a non-negative integer, got {decimals!r}")
+    frame = frame.to_frame() if isinstance(frame, pd.Series) else frame
+    notes = []
+    if frame.isna().to_numpy().any():
+        if not note:
+            raise ValueError("frame has missing values: pass note= to say what the dash means")
+        notes.append(f"{missing} {note}")
+    if max_rows is not None and len(frame) > max_rows:
+        notes.append(f"first {max_rows} of {len(frame)} rows shown")
+        frame = frame.iloc[:max_rows]
+    styler = frame.style.format(precision=decimals, na_rep=missing, thousands=None)
+    styler = styler.set_table_styles([{"selector": "caption", "props": "caption-side: bottom; font-size: 0.85em;"
+                                                                      " text-align: left;"}])
+    text = " ".join(t for t in ([caption] if caption else []) + notes)
+    return styler.set_caption(text) if text else styler
+
+
+def errata_table(errata):
+    """One row per error of the reference code's errata (the dict of ``book/data/reference_errata.yml``): id,
+    title, and the file and lines at the recorded commit as links. Chapter ``07_reference_code``."""
+    import pandas as pd
+
+    if not isinstance(errata, dict) or "errors" not in errata or "repository" not in errata:
+        raise ValueError("errata must be the dict of reference_errata.yml (keys repository, commit, errors)")
+    base = f"{str(errata['repository']).rstrip('/')}/blob/{errata['commit']}"
+
+    def span(item):
+        return (int(item), int(item)) if not isinstance(item, (list, tuple)) else (int(item[0]), int(item[-1]))
+
+    rows = []
+    for err in errata["errors"]:
+        links = []
+        for item in err["lines"]:
+            a, b = span(item)
+            text = f"{a}" if a == b else f"{a}\u2013{b}"
+            anchor = f"#L{a}" if a == b else f"#L{a}-L{b}"
+            links.append(f'<a href="{base}/{err["file"]}{anchor}">{text}</a>')
+        rows.append({"error": int(err["id"]), "what": err["title"], "file": err["file"], "lines": ", ".join(links)})
+    return pd.DataFrame(rows).set_index("error")
+
+
+# --- chapter 06: the trained network over its kernels, and one training factor at a time ---------------
+__all__ += ["OVERLAY_KINDS", "plot_kernel_overlay", "plot_factor_sweep"]
+
+#: The order of the trained network and its kernels in the overlays of chapter 06 (legends follow it).
+OVERLAY_KINDS = ("trained net", "NNGP", "NTK", "adaptive")
+
+
+def plot_kernel_overlay(ax, summary, *, level, group="N", kernels=OVERLAY_KINDS, value="log10_nc1", x="d0",
+                        title=None, legend=False):
+    """Mean +-1 std of ``value`` against ``x`` (log2 axis) for each kernel and the trained net, at one ``group`` level.
+
+    ``summary``: rows of :func:`~nckernels.experiments.cells.summarize` (or
+    :func:`~nckernels.experiments.results.read_cell_results`), with ``{value}_mean``/``_std`` columns; a kernel
+    without a mean at a d0 is left out there. Colours from :func:`nckernels.style.color_of`. Book chapter
+    ``06_trained_networks`` (fig. ``fig-tn-overlay``).
+    """
+    from .style import color_of, ordered_legend
+
+    if group not in summary.columns:
+        raise ValueError(f"group: summary has no column {group!r}")
+    sub = summary[(summary[group] == level) & summary[f"{value}_mean"].notna()]
+    for kind in kernels:
+        grp = sub[sub["kernel"] == kind].sort_values(x)
+        if len(grp):
+            plot_mean_band(ax, grp[x], grp[f"{value}_mean"], grp[f"{value}_std"].fillna(0.0), label=kind,
+                           color=color_of(kind), markersize=3, lw=2.2 if kind == "trained net" else 1.2)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel(f"${x[0]}_{x[1:]}$" if x == "d0" else x)
+    ax.set_title(title or f"{group} = {level}", fontsize=9)
+    if legend:
+        ordered_legend(ax, list(kernels), fontsize=7)
+    return ax
+
+
+def plot_factor_sweep(ax, frame, *, factor, kernels=("trained net", "NNGP", "adaptive"), value="log10_nc1",
+                      xlabel=None, logx=True, legend=False):
+    """Mean +-1 std over draws of ``value`` against the varied factor's value, one line per kernel.
+
+    ``frame``: rows of :func:`~nckernels.experiments.grids.network_factor_sweep` (ok rows are drawn; a value
+    whose trained nets all failed is marked "diverged" on the x axis). Book chapter ``06_trained_networks``
+    (fig. ``fig-tn-factors``).
+    """
+    from .style import color_of, ordered_legend
+
+    sub = frame[frame["factor"] == factor]
+    if sub.empty:
+        raise ValueError(f"factor: frame has no rows of factor {factor!r}")
+    ok = sub[sub["status"] == "ok"]
+    for kind in kernels:
+        stats = ok[ok["kernel"] == kind].groupby("value")[value].agg(["mean", "std"]).fillna(0.0)
+        if len(stats):
+            plot_mean_band(ax, stats.index, stats["mean"], stats["std"], label=kind, color=color_of(kind),
+                           markersize=3, lw=2.2 if kind == "trained net" else 1.2)
+    nets = sub[sub["kernel"] == "trained net"]
+    for v, grp in nets.groupby("value"):
+        if (grp["status"] != "ok").all():
+            ax.plot([v], [0], marker="x", color=color_of("trained net"), transform=ax.get_xaxis_transform(),
+                    clip_on=False, ms=7)
+            ax.annotate("diverged", (v, 0), xycoords=("data", "axes fraction"), xytext=(0, 6),
+                        textcoords="offset points", ha="center", fontsize=7, color=color_of("trained net"))
+    if logx:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel or factor)
+    if legend:
+        ordered_legend(ax, list(kernels), fontsize=7)
+    return ax
+
+
+# --- measured cost (appendix appendix_scaling) -------------------------------------------------------
+__all__ += ["plot_scaling"]
+
+
+def plot_scaling(ax, data, *, expected_order: float, title=None, size="size", seconds="seconds"):
+    """Measured time against size on log-log axes, with the expected power law through the largest point.
+
+    ``data``: rows with columns ``size`` and ``seconds``; ``expected_order``: the exponent the algorithm
+    predicts (dashed line). Appendix ``appendix_scaling``.
+    """
+    frame = data.sort_values(size)
+    x, y = np.asarray(frame[size], dtype=float), np.asarray(frame[seconds], dtype=float)
+    ax.loglog(x, y, marker="o", color="#000000", label="measured")
+    ax.loglog(x, y[-1] * (x / x[-1]) ** expected_order, "--", color="#999999", label=f"order {expected_order:g}")
+    name = frame["size_name"].iloc[0] if "size_name" in frame else "N"
+    ax.set_xlabel({"N": "samples $N$", "width": "width $h$"}.get(name, name))
+    ax.set_ylabel("seconds")
+    if title:
+        ax.set_title(title)
+    ax.legend()
+    return ax
+
