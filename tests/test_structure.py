@@ -69,8 +69,6 @@ MODULES = sorted(p for p in PACKAGE.rglob("*.py") if p.name != "__init__.py" or 
 
 @pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_imports_go_down_the_layers(path):
-    if _module_name(path) in IN_PROGRESS:
-        pytest.xfail("issue 15 in progress")
     own = _layer(_module_name(path))
     for line, target, names in _imports(path):
         there = _layer(target)

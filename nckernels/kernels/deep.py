@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .duals import _check_cov
+from .duals import check_covariance
 from .population import KERNEL_KINDS, PopulationNC1, nc1_from_class_expectations, population_nc1_1d
 from .quadrature import resolve_activation
 from .two_layer import check_scales, ntk_from_parts, preactivation_parts
@@ -79,7 +79,7 @@ def deep_recursion(K1, v1, v2, *, activation, sigma_w: float, sigma_b: float, si
     """
     act = resolve_activation(activation)
     depth = check_int(depth, "depth", minimum=1)
-    K1, v1, v2 = _check_cov(K1, v1, v2, names=("K1", "v1", "v2"))
+    K1, v1, v2 = check_covariance(K1, v1, v2, names=("K1", "v1", "v2"))
     K, theta = K1, K1
     for layer in range(1, depth + 1):
         k_phi = act.dual(K, v1, v2)

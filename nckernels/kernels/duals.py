@@ -40,7 +40,7 @@ _TWO_OVER_PI = 2.0 / math.pi
 _FOUR_OVER_PI = 4.0 / math.pi
 
 
-def _check_cov(cov12, var1, var2, names=("cov12", "var1", "var2")):
+def check_covariance(cov12, var1, var2, names=("cov12", "var1", "var2")):
     """The entries of 2x2 covariances: real, var1, var2 >= 0 and finite, |cov12| <= sqrt(var1 var2) (to rounding).
 
     Numbers become tensors like the first tensor argument (float64 when none is a tensor).
@@ -72,18 +72,18 @@ def _check_cov(cov12, var1, var2, names=("cov12", "var1", "var2")):
     return cov12, var1, var2
 
 
-def _checked(fn):
-    """The public dual ``fn`` with :func:`_check_cov` first; ``fn.raw`` is the unchecked body, which the
+def checked_dual(fn):
+    """The public dual ``fn`` with :func:`check_covariance` first; ``fn.raw`` is the unchecked body, which the
     :class:`Activation` objects use (their callers pass covariances built from checked inputs)."""
     @functools.wraps(fn)
     def checked(cov12, var1, var2):
-        return fn(*_check_cov(cov12, var1, var2))
+        return fn(*check_covariance(cov12, var1, var2))
 
     checked.raw = fn
     return checked
 
 
-@_checked
+@checked_dual
 def erf_dual(cov12: torch.Tensor, var1: torch.Tensor, var2: torch.Tensor) -> torch.Tensor:
     r"""E[erf(u) erf(v)] = (2/pi) arcsin(2c / sqrt((1 + 2 v1)(1 + 2 v2))).
 
@@ -104,7 +104,7 @@ def erf_angle(cov12, var1, var2):
     return torch.atan2(2 * cov12, gap.sqrt()), gap
 
 
-@_checked
+@checked_dual
 def erf_dual_derivative(cov12: torch.Tensor, var1: torch.Tensor, var2: torch.Tensor) -> torch.Tensor:
     r"""E[erf'(u) erf'(v)] = (4/pi) / sqrt((1 + 2 v1)(1 + 2 v2) - 4 c^2), with erf'(z) = (2/sqrt(pi)) e^{-z^2}.
 
@@ -114,7 +114,7 @@ def erf_dual_derivative(cov12: torch.Tensor, var1: torch.Tensor, var2: torch.Ten
     return _FOUR_OVER_PI * torch.rsqrt(prod - 4 * cov12 * cov12)
 
 
-@_checked
+@checked_dual
 def relu_angle(cov12: torch.Tensor, var1: torch.Tensor, var2: torch.Tensor) -> torch.Tensor:
     r"""Angle t in [0, pi] between u and v: t = atan2(sqrt(v1 v2 - c^2), c).
 
@@ -127,7 +127,7 @@ def _relu_angle(cov12, var1, var2):
     return torch.atan2((var1 * var2 - cov12 * cov12).clamp_min(0).sqrt(), cov12)
 
 
-@_checked
+@checked_dual
 def relu_dual(cov12: torch.Tensor, var1: torch.Tensor, var2: torch.Tensor) -> torch.Tensor:
     r"""E[relu(u) relu(v)] = sqrt(v1 v2) (sin t + (pi - t) cos t) / (2 pi) = (sqrt(v1 v2 - c^2) + (pi - t) c) / (2 pi).
 
@@ -138,7 +138,7 @@ def relu_dual(cov12: torch.Tensor, var1: torch.Tensor, var2: torch.Tensor) -> to
     return (sin_part + (math.pi - t) * cov12) / (2 * math.pi)
 
 
-@_checked
+@checked_dual
 def relu_dual_derivative(cov12: torch.Tensor, var1: torch.Tensor, var2: torch.Tensor) -> torch.Tensor:
     r"""E[1(u > 0) 1(v > 0)] = (pi - t) / (2 pi).
 
@@ -147,7 +147,7 @@ def relu_dual_derivative(cov12: torch.Tensor, var1: torch.Tensor, var2: torch.Te
     return (math.pi - _relu_angle(cov12, var1, var2)) / (2 * math.pi)
 
 
-@_checked
+@checked_dual
 def erf_dual_pair(cov12, var1, var2):
     """(erf_dual, erf_dual_derivative) sharing sqrt((1+2v1)(1+2v2) - 4c^2); equal to the two functions.
 
@@ -157,7 +157,7 @@ def erf_dual_pair(cov12, var1, var2):
     return _TWO_OVER_PI * theta, _FOUR_OVER_PI / gap.sqrt()
 
 
-@_checked
+@checked_dual
 def relu_dual_pair(cov12, var1, var2):
     """(relu_dual, relu_dual_derivative) sharing sqrt(v1 v2 - c^2) and the angle; equal to the two functions.
 

@@ -42,7 +42,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .duals import ACTIVATIONS, Activation, _checked
+from .duals import ACTIVATIONS, Activation, checked_dual
 from ..validation import check_choice, check_int, check_positive
 
 __all__ = [
@@ -247,7 +247,7 @@ def _gelu_parts(cov12, var1, var2):
     return prod1, delta2, delta, theta
 
 
-@_checked
+@checked_dual
 def gelu_dual(cov12, var1, var2):
     r"""E[gelu(u) gelu(v)] = c/4 + (1/2pi) [c theta + (c^2 + v1 v2 delta^2) / (P delta)], gelu(x) = x Phi(x).
 
@@ -259,7 +259,7 @@ def gelu_dual(cov12, var1, var2):
     return 0.25 * cov12 + _INV_TWO_PI * (cov12 * theta + (cov12 * cov12 + var1 * var2 * delta2) / (prod1 * delta))
 
 
-@_checked
+@checked_dual
 def gelu_dual_derivative(cov12, var1, var2):
     r"""E[gelu'(u) gelu'(v)] = 1/4 + theta/2pi + (c / (2 pi delta)) (1 + (1 - v1 v2)/P + 1/delta^2) = d/dc of :func:`gelu_dual`.
 
@@ -270,7 +270,7 @@ def gelu_dual_derivative(cov12, var1, var2):
     return 0.25 + _INV_TWO_PI * (theta + cov12 / delta * (1 + (1 - var1 * var2) / prod1 + 1 / delta2))
 
 
-@_checked
+@checked_dual
 def gelu_dual_pair(cov12, var1, var2):
     """(gelu_dual, gelu_dual_derivative) sharing P, delta and theta. Book chapter ``12_depth_and_activation``."""
     prod1, delta2, delta, theta = _gelu_parts(cov12, var1, var2)
