@@ -1,167 +1,204 @@
-"""Benchmark: the nckernels EoS solver against a baseline that follows the reference method.
+"""Benchmark: the nckernels EoS solver against a faithful port of the reference code's solve, in one run.
 
-The baseline (written here from the method's description) solves F(Sigma) = Sigma - Phi(Sigma) = 0 at
-each annealing step with ``scipy.optimize.newton_krylov``, warm-started from the previous step, where
-Phi(Sigma) = ((d0/sigma_w^2) I - (1/kappa) grad Tr[A Q1[Sigma]])^{-1} takes its gradient by torch
-autograd and uses explicit inverses (float64 here). Both stop at the same relative residual
-||Sigma - Phi(Sigma)||_F / ||Sigma||_F <= tol: the baseline through newton_krylov's Frobenius-norm
-f_tol = tol * ||Sigma_start||_F, checked again at its returned Sigma.
+Problem (the reference's configuration): two balanced Gaussian classes, N = 1024, d0 = 128, width 500,
+noise_var 1e-6, sigma_a^2 = 1/128, sigma_w = 1, the reference label term (``label_term="reference"``).
 
-    python benchmarks/bench_eos.py            # N = 1024, d0 = 128, full schedule, both label terms
-    python benchmarks/bench_eos.py --quick    # N = 128, d0 = 16 (smoke run)
-    python benchmarks/bench_eos.py --grid     # convergence of the project's solver on the paper's grids
+* per-evaluation profile: one evaluation of the map, written out (:func:`evaluate_direct`, the code
+  before this change) and fast (:func:`evaluate`), timed interleaved, with torch.profiler's top operators;
+* solves, interleaved: ours (``schedule="adaptive"``) at tol 1e-6 (before and after the port, the
+  median reported) and at tol 1e-10; the previous solver (``schedule="reference"`` with the written-out
+  evaluation, i.e. the code before this change) at tol 1e-6; and the reference port
+  (``reference_eos_port.py``: float32, newton_krylov f_tol 5e-4, autograd, explicit inverses);
+  distances ||Sigma - Sigma_ours(1e-10)||_F / ||Sigma_ours(1e-10)||_F;
+* cost against N (256 ... 4096, d0 = 128, one solve each at tol 1e-6) and the fitted exponent.
+
+Writes benchmarks/out/eos_benchmark.json and benchmarks/out/eos_scaling.json (with machine facts).
+
+    python benchmarks/bench_eos.py --threads 2            # the full run
+    python benchmarks/bench_eos.py --quick                # smoke run (N = 128, d0 = 16; < 30 s)
 """
 from __future__ import annotations
 
 import argparse
+import datetime
+import json
 import math
+import os
+import platform
+import statistics
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
-import scipy.optimize
 import torch
 
 import nckernels as nk
-from nckernels.adaptive import default_schedule, eos_residual, solve_adaptive_kernel
+from nckernels.models.adaptive import map as eos_map
+from nckernels.models.adaptive import solver as eos_solver
+from nckernels.models.adaptive.map import EoSWorkspace, evaluate, evaluate_direct, make_problem
+from nckernels.models.adaptive.solver import solve_adaptive_kernel
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from reference_eos_port import ReferenceEoSPort  # noqa: E402
+
+OUT = Path(__file__).resolve().parent / "out"
 
 
-class ReferenceMethodBaseline:
-    """Newton-Krylov on Sigma - Phi(Sigma) with an autograd gradient; counts evaluations of Phi."""
-
-    def __init__(self, X, y, *, noise_var, sigma_w2, sigma_a2, label_term, max_evals=1000):
-        self.X, self.y = X, y
-        self.max_evals = max_evals
-        self.noise_var, self.sigma_w2, self.sigma_a2 = noise_var, sigma_w2, sigma_a2
-        self.label_term = label_term
-        self.evaluations = 0
-
-    def q1(self, Sigma):
-        K = self.X @ Sigma @ self.X.T  # (N, N)
-        s = torch.diag(torch.pow(1 + 2 * torch.diag(K), -0.5))
-        return self.sigma_a2 * (2 / math.pi) * torch.arcsin(s @ (2 * K) @ s)
-
-    def phi(self, Sigma_np, kappa):
-        if self.evaluations >= self.max_evals:
-            raise RuntimeError(f"evaluation budget of {self.max_evals} exhausted at kappa={kappa:g}")
-        self.evaluations += 1
-        N, d0 = self.X.shape
-        Sigma = torch.tensor(Sigma_np, dtype=self.X.dtype, requires_grad=True)
-        Q1 = self.q1(Sigma)
-        Q1_fixed = Q1.detach()
-        inv = torch.linalg.inv(Q1_fixed + self.noise_var * torch.eye(N, dtype=self.X.dtype))
-        fbar = Q1_fixed @ inv @ self.y
-        if self.label_term == "eos":
-            t = (self.y - fbar)[:, None]  # (N, 1)
-            label = t @ t.T / self.noise_var**2
-        else:  # the reference's (N,) - (N, 1) broadcast, times sigma^2
-            T = self.y - fbar[:, None]  # (N, N)
-            label = self.noise_var * T @ T.T
-        A = label - inv
-        (grad,) = torch.autograd.grad(torch.trace(A @ Q1), Sigma)
-        new_inv = torch.eye(d0, dtype=self.X.dtype) * (d0 / self.sigma_w2) - grad / kappa
-        return torch.linalg.inv(new_inv).numpy()
-
-    def solve(self, schedule, tol, maxiter=50):
-        """Anneal over ``schedule``; raises ``RuntimeError`` naming the step and residual on failure."""
-        d0 = self.X.shape[1]
-        Sigma = np.eye(d0) * self.sigma_w2 / d0
-        for kappa in schedule:
-            f_tol = tol * np.linalg.norm(Sigma)
-            try:
-                Sigma = scipy.optimize.newton_krylov(
-                    lambda S: S - self.phi(S, kappa), Sigma, f_tol=f_tol, maxiter=maxiter,
-                    tol_norm=np.linalg.norm, verbose=False)
-            except scipy.optimize.NoConvergence as exc:
-                last = np.asarray(exc.args[0])
-                res = np.linalg.norm(last - self.phi(last, kappa)) / np.linalg.norm(last)
-                raise RuntimeError(f"Newton-Krylov did not converge at kappa={kappa:g} in {maxiter} "
-                                   f"iterations; relative residual {res:.2e} > tol {tol:g}") from None
-        return torch.from_numpy(Sigma)
+def machine():
+    return {"threads": torch.get_num_threads(), "cpus": os.cpu_count(), "device": "cpu",
+            "date": datetime.date.today().isoformat(),
+            "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
+            "affinity_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+            "load_average_1_5_15": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+            "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version(),
+            "platform": platform.platform(), "processor": platform.processor()}
 
 
-def one_problem(N, d0, label_term, *, width, noise_var, tol, seed=0, baseline=True, max_evals=1000):
-    data = nk.gaussian_classes([N // 2, N - N // 2], d0, generator=torch.Generator().manual_seed(seed))
-    schedule = default_schedule(width)
-    t0 = time.perf_counter()
-    ours = solve_adaptive_kernel(data.X, data.y, width=width, noise_var=noise_var, label_term=label_term,
-                                 tol=tol, strict=False)
-    t_ours = time.perf_counter() - t0
-    out = {"label_term": label_term, "N": N, "d0": d0, "ours_s": t_ours, "ours_evals": ours.evaluations,
-           "ours_converged": ours.converged, "ours_residual": ours.residual}
-    if not baseline:
-        return out
-    base = ReferenceMethodBaseline(data.X, data.y, noise_var=noise_var, sigma_w2=1.0, sigma_a2=1 / 128,
-                                   label_term=label_term, max_evals=max_evals)
-    t0 = time.perf_counter()
-    try:
-        S_base = base.solve(schedule, tol)
-        base_status = "converged"
-    except (RuntimeError, ValueError, np.linalg.LinAlgError) as exc:  # the failure is the result reported
-        S_base, base_status = None, f"FAILED: {exc}"
-    t_base = time.perf_counter() - t0
-    out.update(base_s=t_base, base_evals=base.evaluations, base_status=base_status, ratio=t_base / t_ours)
-    if S_base is not None:
-        S_base = 0.5 * (S_base + S_base.T)
-        out["base_residual"] = eos_residual(data.X, data.y, S_base, kappa=width, noise_var=noise_var,
-                                            label_term=label_term)
-        out["sigma_rel_diff"] = float(torch.linalg.matrix_norm(ours.Sigma - S_base) / torch.linalg.matrix_norm(S_base))
+def relative(a, b):
+    return float(torch.linalg.matrix_norm(a.to(torch.float64) - b) / torch.linalg.matrix_norm(b))
+
+
+def data_of(N, d0, seed=0):
+    return nk.gaussian_classes([N // 2, N - N // 2], d0, generator=torch.Generator().manual_seed(seed))
+
+
+def profile_evaluation(problem, Sigma, kappa, reps):
+    """Interleaved timings of one evaluation, written out vs fast, and the top operators of each."""
+    ws = EoSWorkspace(problem)
+    funcs = {"before (evaluate_direct)": lambda: evaluate_direct(problem, Sigma, kappa),
+             "after (evaluate)": lambda: evaluate(problem, Sigma, kappa, workspace=ws)}
+    times = {k: [] for k in funcs}
+    for f in funcs.values():
+        f()
+    for _ in range(reps):
+        for k, f in funcs.items():
+            t0 = time.perf_counter()
+            f()
+            times[k].append(time.perf_counter() - t0)
+    out = {}
+    from torch.profiler import ProfilerActivity, profile
+
+    for k, f in funcs.items():
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(3):
+                f()
+        ops = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)[:10]
+        out[k] = {"median_s": statistics.median(times[k]), "min_s": min(times[k]), "times_s": times[k],
+                  "top_ops_ms_per_evaluation": {e.key: e.self_cpu_time_total / 1e3 / 3 for e in ops}}
+    out["ratio_median"] = out["before (evaluate_direct)"]["median_s"] / out["after (evaluate)"]["median_s"]
     return out
 
 
-def grid(splits, d0s, *, width, noise_var, tol, label_term):
-    print(f"\nconvergence on the grid (label_term={label_term!r}, one draw per cell)")
-    for split in splits:
-        for d0 in d0s:
-            data = nk.gaussian_classes(split, d0, generator=torch.Generator().manual_seed(sum(split) + d0))
-            t0 = time.perf_counter()
-            res = solve_adaptive_kernel(data.X, data.y, width=width, noise_var=noise_var, label_term=label_term,
-                                        tol=tol, strict=False)
-            h = res.history.iloc[-1]
-            status = "converged" if res.converged else f"FAILED at kappa={h.kappa:g}: {h.cause}"
-            print(f"  split={tuple(split)} d0={d0:4d}: {status}; residual {res.residual:.1e}, "
-                  f"{res.evaluations} evaluations, {time.perf_counter() - t0:.1f} s", flush=True)
+def solve_ours(data, *, tol, schedule="adaptive", direct=False, **kw):
+    """One solve; ``direct=True`` swaps in the written-out evaluation (the solver before this change)."""
+    saved = eos_solver.evaluate
+    if direct:
+        eos_solver.evaluate = lambda problem, Sigma, kappa, workspace=None: evaluate_direct(problem, Sigma, kappa)
+    try:
+        t0 = time.perf_counter()
+        r = solve_adaptive_kernel(data.X, data.y, width=kw.pop("width", 500.0), noise_var=kw.pop("noise_var", 1e-6),
+                                  label_term="reference", tol=tol, schedule=schedule, strict=False, **kw)
+        seconds = time.perf_counter() - t0
+    finally:
+        eos_solver.evaluate = saved
+    return r, {"seconds": seconds, "evaluations": int(r.evaluations), "converged": bool(r.converged),
+               "residual": float(r.residual), "steps": len(r.history), "schedule": schedule, "tol": tol}
+
+
+def compare(N, d0, *, width, noise_var, quick):
+    data = data_of(N, d0)
+    problem = make_problem(data.X, data.y, noise_var=noise_var, label_term="reference")
+    Sigma0 = torch.eye(d0, dtype=torch.float64) / d0
+    print(f"per-evaluation profile at N={N}, d0={d0} (NNGP Sigma, kappa = width)", flush=True)
+    prof = profile_evaluation(problem, Sigma0, width, reps=3 if quick else 7)
+    for k in ("before (evaluate_direct)", "after (evaluate)"):
+        print(f"  {k:26s} median {prof[k]['median_s'] * 1e3:8.1f} ms  min {prof[k]['min_s'] * 1e3:8.1f} ms")
+        print("     " + ", ".join(f"{op} {ms:.1f}" for op, ms in list(prof[k]["top_ops_ms_per_evaluation"].items())[:6]))
+    print(f"  ratio {prof['ratio_median']:.2f}x", flush=True)
+
+    runs = {}
+    sol_tight, runs["ours tol 1e-10"] = solve_ours(data, tol=1e-10, width=width, noise_var=noise_var)
+    sol_a, runs["ours tol 1e-6 (a)"] = solve_ours(data, tol=1e-6, width=width, noise_var=noise_var)
+    sol_prev, runs["previous solver tol 1e-6"] = solve_ours(data, tol=1e-6, schedule="reference", direct=True,
+                                                            width=width, noise_var=noise_var)
+    sol_rs, runs["ours reference schedule tol 1e-6"] = solve_ours(data, tol=1e-6, schedule="reference",
+                                                                  width=width, noise_var=noise_var)
+    port = ReferenceEoSPort(data.X, data.y, sig2=noise_var)
+    t0 = time.perf_counter()
+    S_port, port_status, port_rows = port.solve()
+    runs["reference port"] = {"seconds": time.perf_counter() - t0, "evaluations": port.evaluations,
+                              "status": port_status, "steps": port_rows}
+    sol_b, runs["ours tol 1e-6 (b)"] = solve_ours(data, tol=1e-6, width=width, noise_var=noise_var)
+    for name, S in [("ours tol 1e-10", sol_tight.Sigma), ("ours tol 1e-6 (a)", sol_a.Sigma), ("ours tol 1e-6 (b)", sol_b.Sigma),
+                    ("previous solver tol 1e-6", sol_prev.Sigma), ("ours reference schedule tol 1e-6", sol_rs.Sigma),
+                    ("reference port", S_port)]:
+        runs[name]["sigma_rel_dist_to_ours_1e-10"] = relative(S, sol_tight.Sigma)
+    ours_s = statistics.median([runs["ours tol 1e-6 (a)"]["seconds"], runs["ours tol 1e-6 (b)"]["seconds"]])
+    ratios = {"port / ours(1e-6)": runs["reference port"]["seconds"] / ours_s,
+              "port / ours(1e-10)": runs["reference port"]["seconds"] / runs["ours tol 1e-10"]["seconds"],
+              "previous / ours(1e-6)": runs["previous solver tol 1e-6"]["seconds"] / ours_s}
+    S_port = 0.5 * (S_port + S_port.T)
+    port_res = eos_map.eos_residual(data.X, data.y, S_port, kappa=width, noise_var=noise_var, label_term="reference")
+    runs["reference port"]["relative_fixed_point_residual_float64"] = port_res
+    for name, r in runs.items():
+        print(f"  {name:34s} {r['seconds']:8.2f} s {r['evaluations']:5d} evaluations  "
+              f"dist {r['sigma_rel_dist_to_ours_1e-10']:.2e}  {r.get('status', 'converged' if r.get('converged') else 'FAILED')}")
+    for k, v in ratios.items():
+        print(f"  ratio {k}: {v:.1f}x")
+    return {"problem": {"N": N, "d0": d0, "width": width, "noise_var": noise_var, "sigma_a2": 1 / 128, "sigma_w": 1.0,
+                        "label_term": "reference", "seed": 0},
+            "evaluation_profile": prof, "solves": runs, "ours_1e-6_median_s": ours_s, "ratios": ratios}
+
+
+def scaling(Ns, d0, *, width, noise_var):
+    rows = []
+    print(f"cost against N (d0={d0}, tol 1e-6, adaptive schedule, one solve each)", flush=True)
+    for N in Ns:
+        data = data_of(N, d0)
+        r, info = solve_ours(data, tol=1e-6, width=width, noise_var=noise_var)
+        info.update(step="EoS solve (adaptive, tol 1e-6)", size_name="N", size=N, N=N, d0=d0, expected_order=3,
+                    seconds_per_evaluation=info["seconds"] / max(info["evaluations"], 1))
+        rows.append(info)
+        print(f"  N={N:5d}: {info['seconds']:8.2f} s, {info['evaluations']:3d} evaluations, "
+              f"{info['seconds_per_evaluation'] * 1e3:8.1f} ms per evaluation, converged={info['converged']}", flush=True)
+    logN = np.log([r["N"] for r in rows])
+    fit = {k: float(np.polyfit(logN, np.log([r[k] for r in rows]), 1)[0]) for k in ("seconds", "seconds_per_evaluation")}
+    print(f"  fitted exponent: seconds ~ N^{fit['seconds']:.2f}, per evaluation ~ N^{fit['seconds_per_evaluation']:.2f}")
+    return {"rows": rows, "fitted_exponent": fit}
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="N = 128, d0 = 16 (smoke run)")
+    p.add_argument("--quick", action="store_true", help="N = 128, d0 = 16, scaling N = 64 ... 256 (smoke run)")
     p.add_argument("--N", type=int, default=1024)
     p.add_argument("--d0", type=int, default=128)
     p.add_argument("--width", type=float, default=500)
     p.add_argument("--noise-var", type=float, default=1e-6)
-    p.add_argument("--tol", type=float, default=1e-10)
-    p.add_argument("--label-terms", nargs="+", default=["reference", "eos"], choices=["eos", "reference"])
-    p.add_argument("--base-max-evals", type=int, default=1000, help="evaluation budget of the baseline")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    p.add_argument("--grid", action="store_true", help="also run the balanced and imbalanced grids (ours only)")
-    p.add_argument("--no-compare", action="store_true", help="skip the head-to-head solve (with --grid)")
-    p.add_argument("--grid-max-N", type=int, default=2048, help="skip grid cells with more samples")
-    p.add_argument("--grid-part", choices=["all", "balanced", "imbalanced"], default="all", help="which grid (with --grid)")
+    p.add_argument("--scaling-Ns", type=int, nargs="+", default=[256, 512, 1024, 2048, 4096])
+    p.add_argument("--skip-compare", action="store_true")
+    p.add_argument("--skip-scaling", action="store_true")
+    p.add_argument("--out", type=Path, default=OUT, help="folder of the JSON records")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     N, d0 = (128, 16) if args.quick else (args.N, args.d0)
-    print(f"EoS benchmark: N={N}, d0={d0}, width={args.width:g}, noise_var={args.noise_var:g}, tol={args.tol:g}, "
-          f"schedule of {len(default_schedule(args.width))} values, torch threads {torch.get_num_threads()}")
-    for lt in [] if args.no_compare else args.label_terms:
-        r = one_problem(N, d0, lt, width=args.width, noise_var=args.noise_var, tol=args.tol,
-                        max_evals=args.base_max_evals)
-        print(f"\nlabel_term={lt!r}")
-        print(f"  nckernels : {r['ours_s']:8.2f} s, {r['ours_evals']:4d} evaluations, converged={r['ours_converged']}, "
-              f"residual {r['ours_residual']:.2e}")
-        print(f"  baseline  : {r['base_s']:8.2f} s, {r['base_evals']:4d} evaluations, {r['base_status']}"
-              + (f", residual {r['base_residual']:.2e}" if "base_residual" in r else ""))
-        print(f"  speed-up  : {r['ratio']:.1f}x")
-        if "sigma_rel_diff" in r:
-            print(f"  ||Sigma_ours - Sigma_base||_F / ||Sigma_base||_F = {r['sigma_rel_diff']:.2e}")
-    if args.grid:
-        d0s = [1, 2, 8, 32, 128] if not args.quick else [1, 8]
-        balanced = [[n // 2, n // 2] for n in ([128, 256, 512, 1024] if not args.quick else [64, 128])]
-        imbalanced = [[1024, 1024], [768, 1280], [512, 1536], [256, 1792]] if not args.quick else [[32, 96]]
-        parts = {"all": balanced + imbalanced, "balanced": balanced, "imbalanced": imbalanced}
-        cells = [s for s in parts[args.grid_part] if sum(s) <= args.grid_max_N]
-        for lt in args.label_terms:
-            grid(cells, d0s, width=args.width, noise_var=args.noise_var, tol=args.tol, label_term=lt)
+    Ns = [64, 128, 256] if args.quick else args.scaling_Ns
+    d0_scaling = 16 if args.quick else 128
+    args.out.mkdir(parents=True, exist_ok=True)
+    suffix = "_quick" if args.quick else ""
+    print(f"EoS benchmark, torch threads {torch.get_num_threads()}, {os.cpu_count()} CPUs", flush=True)
+    if not args.skip_compare:
+        rec = {"machine": dict(machine(), quick=args.quick), **compare(N, d0, width=args.width, noise_var=args.noise_var, quick=args.quick)}
+        rec["machine_after"] = machine()
+        (args.out / f"eos_benchmark{suffix}.json").write_text(json.dumps(rec, indent=1))
+    if not args.skip_scaling:
+        rec = {"machine": dict(machine(), quick=args.quick), "width": args.width, "noise_var": args.noise_var, "label_term": "reference",
+               **scaling(Ns, d0_scaling, width=args.width, noise_var=args.noise_var)}
+        rec["machine_after"] = machine()
+        (args.out / f"eos_scaling{suffix}.json").write_text(json.dumps(rec, indent=1))
 
 
 if __name__ == "__main__":

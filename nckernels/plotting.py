@@ -85,8 +85,10 @@ def plot_width_convergence(ax, curve):
 __all__ += ["plot_eos_trace", "plot_convergence_map"]
 
 
-def plot_eos_trace(ax, history, column, *, label=None, ylabel=None, logy=False, **kw):
-    """One column of an EoS annealing history against kappa (log x axis, kappa decreasing to the right).
+def plot_eos_trace(ax, history, column, *, label=None, ylabel=None, logy=False, reference=None, reference_label=None,
+                   **kw):
+    """One column of an EoS annealing history against kappa (log x axis, kappa decreasing to the right);
+    ``reference``: a constant (the NNGP's value) drawn as a dashed line in the NNGP colour, with a legend.
 
     Book chapter ``05_adaptive_kernel``.
     """
@@ -103,6 +105,9 @@ def plot_eos_trace(ax, history, column, *, label=None, ylabel=None, logy=False, 
     ax.set_xlabel(r"$\kappa$")
     ax.set_ylabel(ylabel or column)
     ax.grid(alpha=0.3, which="both")
+    if reference is not None:
+        ax.axhline(reference, color=color_of("nngp"), ls="--", lw=1, label=reference_label)
+        ax.legend()
     return ax
 
 
@@ -163,10 +168,10 @@ def plot_agop_spectra(ax, spectra, layers, *, num=None, gap=None):
     after which a dotted line marks the expected spectral gap (C - 1). Chapter ``10_deep_rfm``."""
     if gap is not None:
         ax.axvline(gap + 0.5, color="gray", linestyle=":", linewidth=1, label=f"$k = {gap}$")
-    for layer in layers:
+    for color, layer in zip(_scale_colors(len(layers)), layers):  # shades by depth, not the model colours
         lam = np.asarray(spectra[layer], dtype=float)
         lam = lam[: num or lam.size]
-        ax.plot(np.arange(1, lam.size + 1), lam / lam[0], marker=".", markersize=4, label=f"{layer}")
+        ax.plot(np.arange(1, lam.size + 1), lam / lam[0], marker=".", markersize=4, color=color, label=f"{layer}")
     ax.set_yscale("log")
     ax.set_xlabel("eigenvalue index $k$")
     ax.set_ylabel(r"$\lambda_k / \lambda_1$")
@@ -334,9 +339,9 @@ def plot_layer_steps(ax, frame):
 def plot_nfa_history(ax, history):
     """NFA correlation per layer (columns ``nfa_1``, ``nfa_2``, ...) against the epoch (``train_mlp`` history)."""
     cols = sorted((c for c in history.columns if c.startswith("nfa_")), key=lambda c: int(c.split("_")[1]))
-    for col in cols:
+    for color, col in zip(_scale_colors(len(cols)), cols):  # shades by depth, not the model colours
         h = history.dropna(subset=[col])
-        ax.plot(h["epoch"], h[col], marker="o", markersize=3, label=f"{col.split('_')[1]}")
+        ax.plot(h["epoch"], h[col], marker="o", markersize=3, color=color, label=f"{col.split('_')[1]}")
     ax.set_xlabel("epoch")
     ax.set_ylabel(r"NFA correlation $\rho_l$")
     ax.grid(alpha=0.3)
@@ -434,8 +439,9 @@ def plot_invariant_drift(ax, runs, *, column="invariant drift", norm_column="sca
     return ax
 
 
-_LOSS_PARTS = (("loss global", "global mean $L_G$", "#0072B2"), ("loss class", "class means $L_c$", "#E69F00"),
-               ("loss within", "within class $L_0$", "#009E73"))
+# neutral colours: the book's model colours (NNGP blue, NTK orange, adaptive green) would mislead here
+_LOSS_PARTS = (("loss global", "global mean $L_G$", "#000000"), ("loss class", "class means $L_c$", "#56B4E9"),
+               ("loss within", "within class $L_0$", "#999999"))
 
 
 def plot_loss_split(ax, frame, *, title=None, legend=True):
@@ -455,8 +461,12 @@ def plot_loss_split(ax, frame, *, title=None, legend=True):
 def plot_scale_sweep(ax, sweep, columns, *, labels=None, styles=None, xlabel="initial scale $s$", ylabel=None):
     """Columns of a sweep frame (index: the initial scale) against the index, log-log, one line per column.
     Chapter ``08_ntk_collapse_dynamics`` (fig. ``fig-ntkc-scale``)."""
+    from .style import color_of
+
     for i, col in enumerate(columns):
-        ax.loglog(sweep.index, sweep[col], (styles[i] if styles else "o-"), label=labels[i] if labels else col)
+        style = styles[i] if styles else "o-"
+        kw = {} if any(c in style for c in "kbgrcmy") else {"color": color_of("trained net")}
+        ax.loglog(sweep.index, sweep[col], style, label=labels[i] if labels else col, **kw)
     ax.set_xlabel(xlabel)
     if ylabel:
         ax.set_ylabel(ylabel)
@@ -499,7 +509,8 @@ def plot_kernel_lines(ax, frame, *, x="d0", value="log10_nc1", hue="kernel", sty
             if grp.empty:
                 continue
             stats = grp.groupby(x)[value].agg(["mean", "std"]).fillna(0.0)
-            label = str(level) if sty is None else f"{level}, {sty}"
+            label = str(level) if sty is None or str(sty) in str(level) else f"{level}, {sty}"
+            label = label.replace("(1/C)", "($1/C$)").replace("(n_c/N)", "($n_c/N$)")
             ls = WEIGHTING_STYLES.get(sty, "-") if sty is not None else linestyle_of(level)
             plot_mean_band(ax, stats.index, stats["mean"], stats["std"], label=label, color=color_of(level),
                            linestyle=ls, marker=marker_of(level), markersize=markersize)
@@ -546,9 +557,10 @@ def plot_solver_failures(ax, frame, *, x="width", by="d0", value="nc1"):
     return ax
 
 
-def format_table(frame, *, decimals=3, missing="\u2013", note=None, caption=None, max_rows=None):
+def format_table(frame, *, decimals=3, missing="\u2013", note=None, caption=None, max_rows=None, formats=None):
     """A DataFrame for the page: fixed ``decimals``, missing values as ``missing`` (a dash) with ``note`` as a
     footnote below the table, at most ``max_rows`` rows (the rest summarised in the footnote); a pandas Styler.
+    ``formats``: {column: format string} for columns that need another format (e.g. ``"{:.1e}"``).
 
     Raises ValueError when the frame has missing values and no ``note`` says what a dash means.
     Chapters ``02_nc1_from_kernel`` to ``07_reference_code``.
@@ -569,8 +581,12 @@ def format_table(frame, *, decimals=3, missing="\u2013", note=None, caption=None
         notes.append(f"first {max_rows} of {len(frame)} rows shown")
         frame = frame.iloc[:max_rows]
     styler = frame.style.format(precision=decimals, na_rep=missing, thousands=None)
+    for column, fmt in (formats or {}).items():
+        styler = styler.format(fmt, subset=[column], na_rep=missing)
     styler = styler.set_table_styles([{"selector": "caption", "props": "caption-side: bottom; font-size: 0.85em;"
-                                                                      " text-align: left;"}])
+                                                                      " text-align: left;"},
+                                      {"selector": "td", "props": "padding: 0.1em 0.7em; text-align: right;"},
+                                      {"selector": "th", "props": "padding: 0.1em 0.7em;"}])
     text = " ".join(t for t in ([caption] if caption else []) + notes)
     return styler.set_caption(text) if text else styler
 
@@ -659,8 +675,11 @@ def plot_factor_sweep(ax, frame, *, factor, kernels=("trained net", "NNGP", "ada
                     clip_on=False, ms=7)
             ax.annotate("diverged", (v, 0), xycoords=("data", "axes fraction"), xytext=(0, 6),
                         textcoords="offset points", ha="center", fontsize=7, color=color_of("trained net"))
+    values = sorted(sub["value"].unique())
     if logx:
         ax.set_xscale("log")
+        ax.minorticks_off()
+    ax.set_xticks(values, [f"{v:g}" for v in values])
     ax.set_xlabel(xlabel or factor)
     if legend:
         ordered_legend(ax, list(kernels), fontsize=7)
@@ -689,3 +708,33 @@ def plot_scaling(ax, data, *, expected_order: float, title=None, size="size", se
     ax.legend()
     return ax
 
+
+
+# --- solver status over two categorical axes (chapter 13_hard_data) ---------------------------------
+__all__ += ["plot_status_map"]
+
+
+def plot_status_map(ax, frame, *, x="d0", y="family", annotate="evaluations", xlabel=None, ylabel=None):
+    """Converged (status "ok": green, annotated with ``annotate``) and failed (red, "fail") solves on an x-by-y grid.
+
+    ``frame``: grid rows with a ``status`` column (one row per (x, y) cell; "skipped" rows are left blank);
+    the axes are categorical, in the order of first appearance of ``y`` and ascending ``x``. Book chapter
+    ``13_hard_data``.
+    """
+    xs = sorted(frame[x].unique())
+    ys = list(dict.fromkeys(frame[y]))
+    grid = np.full((len(ys), len(xs)), np.nan)
+    for _, row in frame.iterrows():
+        if row["status"] == "skipped":
+            continue
+        i, j = ys.index(row[y]), xs.index(row[x])
+        ok = row["status"] == "ok"
+        grid[i, j] = 1.0 if ok else 0.0
+        ax.text(j, i, f"{int(row[annotate])}" if ok else "fail", ha="center", va="center", fontsize=8)
+    ax.imshow(grid, cmap="RdYlGn", vmin=-0.5, vmax=1.5, origin="lower", aspect="auto")
+    ax.set_xticks(range(len(xs)), [f"{v:g}" if isinstance(v, (int, float)) else str(v) for v in xs])
+    ax.set_yticks(range(len(ys)), [str(v) for v in ys])
+    ax.set_xlabel(xlabel or ("$d_0$" if x == "d0" else x))
+    ax.set_ylabel(ylabel or ("" if y == "family" else y))
+    ax.grid(False)
+    return ax

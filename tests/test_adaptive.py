@@ -9,6 +9,10 @@ import torch
 import nckernels as nk
 from nckernels.adaptive import (
     REFERENCE_SCHEDULE,
+    EoSWorkspace,
+    evaluate,
+    evaluate_direct,
+    make_problem,
     EoSConvergenceError,
     adaptive_kernel,
     adaptive_kernel_gradient,
@@ -125,7 +129,7 @@ def test_update_matches_independent_autograd_map(small, label_term):
 
 @pytest.mark.parametrize("label_term", ["eos", "reference"])
 def test_solution_is_a_fixed_point(small, label_term):
-    res = solve_adaptive_kernel(small.X, small.y, width=50, label_term=label_term, tol=1e-11)
+    res = solve_adaptive_kernel(small.X, small.y, width=50, label_term=label_term, tol=1e-11, schedule="reference")
     assert res.converged and res.residual <= 1e-11
     assert res.Sigma.dtype == torch.float64
     assert torch.equal(res.Sigma, res.Sigma.T)
@@ -194,7 +198,7 @@ def test_bad_input(small, change, match):
 
 
 def test_non_convergence_raises_or_flags(small):
-    kw = dict(width=50, max_iter=1, tol=1e-300, max_halvings=0)
+    kw = dict(width=50, max_iter=1, tol=1e-300, max_halvings=0, schedule="reference")
     with pytest.raises(EoSConvergenceError) as info:
         solve_adaptive_kernel(small.X, small.y, **kw)
     err = info.value
@@ -230,3 +234,82 @@ def test_scale_convention_standard_deviations_with_variance_aliases(small):
         adaptive_kernel(X, Sigma, sigma_a=0.1, sigma_a2=0.01)
     with pytest.raises(ValueError, match="sigma_w"):
         solve_adaptive_kernel(X, y, width=500.0, sigma_w=-1.0)
+
+
+def _rel(a, b):
+    return float((a - b).norm() / b.norm())
+
+
+@pytest.mark.parametrize("label_term", ["eos", "reference"])
+@pytest.mark.parametrize("noise_var", [1e-6, 1e-2])
+def test_fast_evaluation_equals_written_out_evaluation(label_term, noise_var):
+    # random problems (sizes, Sigma, targets); one workspace shared by all evaluations of a problem
+    gen = torch.Generator().manual_seed(11)
+    for N, d0 in [(37, 5), (64, 16), (90, 3)]:
+        data = nk.gaussian_classes([N // 2, N - N // 2], d0, generator=gen)
+        y = data.y + 0.3 * torch.randn(N, generator=gen, dtype=torch.float64)
+        problem = make_problem(data.X, y, noise_var=noise_var, sigma_w=1.3, sigma_a=0.4, label_term=label_term)
+        ws = EoSWorkspace(problem)
+        for _ in range(2):
+            Sigma = _random_spd(d0, gen, scale=2.0)
+            kappa = 300.0
+            while (slow := evaluate_direct(problem, Sigma, kappa)).new_Sigma is None:  # smallest kappa with a map:
+                kappa *= 10  # there G / kappa is comparable to d0 / sigma_w^2, so new_Sigma is sensitive to G
+            fast = evaluate(problem, Sigma, kappa, workspace=ws)
+            assert fast.new_Sigma is not None
+            if kappa > 300.0:
+                assert evaluate(problem, Sigma, kappa / 10, workspace=ws).new_Sigma is None
+            # 1e-12, except at sigma^2 = 1e-6: (Q1 + sigma^2 I)^{-1} (and alpha alpha^T for the derived label term)
+            # carries the condition number (~1/sigma^2 = 1e6) of Q1 + sigma^2 I, and the two routes round differently
+            bound = 1e-12 if noise_var >= 1e-4 else 1e-9
+            assert _rel(fast.new_Sigma, slow.new_Sigma) <= bound
+            assert _rel(fast.kernel, slow.kernel) <= 1e-12
+            assert _rel(fast.fbar, slow.fbar) <= 1e-10
+            assert math.isclose(fast.residual, slow.residual, rel_tol=1e-10)
+
+
+def test_fast_evaluation_reports_undefined_map(small):
+    problem = make_problem(small.X, small.y, noise_var=1e-6)
+    ev = evaluate(problem, torch.eye(6, dtype=torch.float64) / 6, 1e-3)
+    assert ev.new_Sigma is None and "positive definite" in ev.cause and ev.residual == math.inf
+
+
+@pytest.mark.parametrize("label_term", ["eos", "reference"])
+def test_adaptive_schedule_reaches_the_reference_fixed_point(label_term):
+    data = nk.gaussian_classes([40, 40], 12, generator=torch.Generator().manual_seed(7))
+    kw = dict(width=500, noise_var=1e-6, label_term=label_term)
+    ref = solve_adaptive_kernel(data.X, data.y, schedule="reference", tol=1e-10, **kw)
+    fast = solve_adaptive_kernel(data.X, data.y, tol=1e-6, **kw)  # the default schedule is "adaptive"
+    assert fast.converged and ref.converged
+    assert _rel(fast.Sigma, ref.Sigma) <= 1e-6
+    assert fast.evaluations < ref.evaluations
+    # the returned Sigma is a fixed point to the requested tolerance
+    assert fast.residual <= 1e-6
+    assert eos_residual(data.X, data.y, fast.Sigma, kappa=500, noise_var=1e-6, label_term=label_term) <= 1e-6
+    assert int(fast.history.evaluations.sum()) == fast.evaluations
+    assert fast.history.kappa.iloc[-1] == 500 and fast.history.tol.iloc[-1] == 1e-6
+    assert torch.equal(fast.kernel, fast.kernel.T)
+
+
+def test_adaptive_falls_back_to_the_reference_path(small):
+    # jump_iter=1 makes the direct jump fail: the reference path follows, loose in between, tight at the end
+    ref = solve_adaptive_kernel(small.X, small.y, width=50, schedule="reference", tol=1e-10)
+    res = solve_adaptive_kernel(small.X, small.y, width=50, tol=1e-9, jump_iter=1)
+    h = res.history
+    assert list(h.kappa) == list(default_schedule(50)) and (h.status == "converged").all()
+    assert (h.tol.iloc[:-1] == 1e-3).all() and h.tol.iloc[-1] == 1e-9
+    assert res.residual <= 1e-9 and _rel(res.Sigma, ref.Sigma) <= 1e-7
+    assert int(h.evaluations.sum()) == res.evaluations
+
+
+def test_adaptive_failure_raises_with_history(small):
+    kw = dict(width=50, max_iter=1, tol=1e-300, step_tol=1e-300, max_halvings=0)  # the jump and every step fail
+    with pytest.raises(EoSConvergenceError) as info:
+        solve_adaptive_kernel(small.X, small.y, schedule="adaptive", **kw)
+    err = info.value
+    assert err.kappa == 1e5 and list(err.history.status) == ["failed"] and err.cause
+    assert int(err.history.evaluations.iloc[0]) >= 2  # the failed jump's evaluations are counted
+    with pytest.raises(ValueError, match="schedule"):
+        solve_adaptive_kernel(small.X, small.y, width=50, schedule="fastest")
+    with pytest.raises(ValueError, match="step_tol"):
+        solve_adaptive_kernel(small.X, small.y, width=50, step_tol=0.0)

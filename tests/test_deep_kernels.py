@@ -171,3 +171,19 @@ def test_deep_kernels_on_cuda_match_cpu(activation):
     torch.testing.assert_close(gpu.ntk.cpu(), cpu.ntk, rtol=1e-10, atol=1e-12)
     pop = nk.deep_population_nc1_large_d0("ntk", activation, 2)
     assert pop.nc1 > 0
+
+
+def test_two_layer_entry_points_take_depth_and_new_activations():
+    X, Z = _data(n=4), _data(n=3, seed=2)
+    for activation in ("erf", "relu", "gelu", "tanh", torch.sin):
+        for depth in (1, 3):
+            kw = dict(activation=activation, sigma_w=1.1, sigma_b=0.2, depth=depth)
+            assert torch.equal(nk.nngp(X, Z, **kw), nk.deep_nngp(X, Z, **kw))
+            assert torch.equal(nk.ntk(X, sigma_a=0.8, **kw), nk.deep_ntk(X, sigma_a=0.8, **kw))
+    torch.testing.assert_close(nk.derivative_kernel(X, activation="gelu"),
+                               nk.gelu_dual_derivative(*(lambda K: (K, K.diagonal()[:, None], K.diagonal()[None, :]))(
+                                   nk.preactivation_kernel(X))), rtol=1e-15, atol=0)
+    with pytest.raises(ValueError, match="depth"):
+        nk.ntk(X, depth=0)
+    with pytest.raises(ValueError, match="activation"):
+        nk.nngp(X, activation="swish")

@@ -97,7 +97,7 @@ def test_as_coded_erf_derivative_is_n_times_too_small():
     [
         (lambda X: nk.nngp(X[:, 0]), "X must be a 2-D"),
         (lambda X: nk.nngp(X, X[:, :2]), "Z must have 3 columns"),
-        (lambda X: nk.nngp(X, activation="tanh"), "activation"),
+        (lambda X: nk.nngp(X, activation="swish"), "activation"),
         (lambda X: nk.ntk(X, sigma_a=-1.0), "sigma_a"),
         (lambda X: nk.nngp(X, sigma_w=-0.1), "sigma_w"),
         (lambda X: nk.nngp(X, sigma_b=float("nan")), "sigma_b"),

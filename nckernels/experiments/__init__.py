@@ -3,12 +3,14 @@ papermill sweep engine, the three scales, and reading sweep results back.
 
 May import every layer below: :mod:`nckernels.errors`, :mod:`nckernels.validation`, :mod:`nckernels.data`,
 :mod:`nckernels.metrics`, :mod:`nckernels.kernels`, :mod:`nckernels.models`. Within the layer:
-cells <- grids; scales <- sweeps <- results, paper, report.
+cells <- grids <- beyond; scales <- sweeps <- results, paper, report.
 """
 from .cells import *  # noqa: F401,F403
 from .cells import __all__ as _cells
 from .grids import *  # noqa: F401,F403
 from .grids import __all__ as _grids
+from .beyond import *  # noqa: F401,F403
+from .beyond import __all__ as _beyond
 from .scales import *  # noqa: F401,F403
 from .scales import __all__ as _scales
 from .sweeps import *  # noqa: F401,F403
@@ -20,4 +22,4 @@ from .paper import __all__ as _paper
 from .report import *  # noqa: F401,F403
 from .report import __all__ as _report
 
-__all__ = [*_cells, *_grids, *_scales, *_sweeps, *_results, *_paper, *_report]
+__all__ = [*_cells, *_grids, *_beyond, *_scales, *_sweeps, *_results, *_paper, *_report]

@@ -85,9 +85,9 @@ def _paper(args) -> int:
         runs = run_paper(manifest, workers=args.workers, names=names, retry_failed=args.retry_failed,
                          progress=not args.quiet)
         failed = int((runs["status"] != "ok").sum()) if len(runs) else 0
-    wall = time.perf_counter() - start
     command = " ".join(["python -m nckernels", *sys.argv[1:]])
-    sets = export_paper(manifest, names=names, command=command, wall_seconds=round(wall, 1), progress=not args.quiet)
+    sets = export_paper(manifest, names=names, command=command, progress=not args.quiet)
+    wall = time.perf_counter() - start
     print(f"paper: {len(sets)} result sets, {int(sets['written'].sum())} exported to {manifest.results}; "
           f"{failed} runs failed this session; total wall time {wall / 60:.1f} min ({wall:.0f} s)")
     return 1 if failed else 0

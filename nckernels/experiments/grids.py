@@ -317,3 +317,81 @@ def eos_convergence_map(N: int, d0s, widths, noise_vars, *, label_terms=("eos",)
                         columns={"width": float(w), "noise_var": float(nv), "label_term": lt})
                 for w in widths for nv in noise_vars for lt in label_terms]
     return run_grid(cells, measures, data_rows=False, progress=progress, desc="EoS convergence map")
+
+
+# --- past the paper: one training factor at a time (chapter 06_trained_networks) ---------------------
+__all__ += ["network_factor_sweep"]
+
+
+def network_factor_sweep(
+    split: Sequence[int],
+    d0: int,
+    draws: int,
+    config: TrainingConfig = TrainingConfig(),
+    *,
+    factors: Mapping[str, Sequence],
+    along: Mapping[str, Mapping] | None = None,
+    adaptive: bool = True,
+    seed: int = 0,
+    train_dtype: torch.dtype = torch.float64,
+    device=None,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """One cell, one training factor varied at a time: NC1 of the trained nets, the NNGP and the adaptive kernel.
+
+    For each ``factor`` (a :class:`~nckernels.models.training.TrainingConfig` field: ``lr``, ``epochs``,
+    ``momentum``, ``sigma_a``, ``width``, ...) and each of its values, ``config`` with that field (and the
+    fields of ``along[factor]``, e.g. ``{"epochs": {"momentum": 0.9}}``) replaced is trained on the same
+    ``draws`` data draws of the cell (:func:`trained_network_grid`, chapter 4's data for ``seed``). The NNGP
+    (of ``config``'s scales) and the adaptive (EoS) kernel of width ``h`` = the run's width (the solver's
+    default read-out prior; it changes only with the width, through kappa) are evaluated on the same draws;
+    each adaptive solve is done once per (width, draw). Book chapter ``06_trained_networks``.
+
+    Returns:
+        :func:`~nckernels.experiments.cells.run_grid` rows (kernels "data", "NNGP", "adaptive", "trained net")
+        with the extra columns ``factor`` and ``value`` (the factor's value, a float).
+    """
+    check_int(d0, "d0")
+    check_int(draws, "draws")
+    if not isinstance(config, TrainingConfig):
+        raise ValueError(f"config must be a TrainingConfig, got {type(config).__name__}")
+    if not isinstance(factors, Mapping) or not factors:
+        raise ValueError("factors must be a non-empty mapping of TrainingConfig fields to values")
+    along = dict(along or {})
+    fields = set(TrainingConfig.__dataclass_fields__)
+    for name, values in factors.items():
+        if name not in fields or name in ("record_epochs", "activation", "between_weights"):
+            raise ValueError(f"factors: {name!r} is not a numeric TrainingConfig field")
+        if isinstance(values, (str, bytes)) or not len(values):
+            raise ValueError(f"factors[{name!r}] must be a non-empty sequence of values")
+    for name, extra in along.items():
+        if name not in factors or not isinstance(extra, Mapping) or not set(extra) <= fields:
+            raise ValueError(f"along[{name!r}] must map TrainingConfig fields of a factor, got {extra!r}")
+    from dataclasses import replace
+
+    kw = dict(activation=config.activation, sigma_w=config.sigma_w, sigma_b=config.sigma_b)
+    solved: dict = {}
+
+    def adaptive_of(width):
+        def fn(data):
+            key = (float(width), data.X.cpu().numpy().tobytes())
+            if key not in solved:
+                solved[key] = solve_adaptive_kernel(data.X, data.y, width=float(width), labels=data.labels).kernel
+            return solved[key]
+        return fn
+
+    frames = []
+    runs = [(name, value) for name, values in factors.items() for value in values]
+    if progress:
+        from tqdm.auto import tqdm
+
+        runs = tqdm(runs, desc="factor sweep", unit="run")
+    for name, value in runs:
+        cfg = replace(config, record_epochs=None, **{name: value, **along.get(name, {})})
+        kernels = {"NNGP": lambda d: nngp(d.X, **kw)}
+        if adaptive:
+            kernels["adaptive"] = adaptive_of(cfg.width)
+        frame = trained_network_grid([split], [d0], draws, cfg, kernels=kernels, seed=seed,
+                                     train_dtype=train_dtype, device=device)
+        frames.append(frame.assign(factor=name, value=float(value)))
+    return pd.concat(frames, ignore_index=True)

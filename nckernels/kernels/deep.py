@@ -44,7 +44,10 @@ __all__ = [
 
 @dataclass(frozen=True)
 class DeepKernels:
-    """NNGP (last hidden layer's post-activation kernel) and NTK of a deep net, and the last pre-activation kernel; (n, m) each."""
+    """NNGP (last hidden layer's post-activation kernel) and NTK of a deep net, and the last pre-activation kernel; (n, m) each.
+
+    Eqs. ``dep-rec`` and ``dep-ntk`` of chapter ``12_depth_and_activation``.
+    """
 
     nngp: torch.Tensor
     ntk: torch.Tensor | None

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .duals import Activation, get_activation
+from .duals import ACTIVATIONS, Activation, get_activation
+from .quadrature import resolve_activation
 from ..validation import (check_choice, check_device, check_float_dtype, check_generator, check_int, check_matrix,
                           check_nonnegative, check_pair)
 
@@ -81,7 +82,7 @@ def preactivation_kernel(X, Z=None, *, sigma_w: float = 1.0, sigma_b: float = 0.
 def _kernels(X, Z, activation, sigma_w, sigma_b, which):
     X, Z, same = check_pair(X, Z)
     sigma_w, sigma_b = check_scales(sigma_w, sigma_b)
-    act: Activation = get_activation(activation)
+    act: Activation = resolve_activation(activation)
     K1, vx, vz = preactivation_parts(X, Z, same, sigma_w, sigma_b)
     v1, v2 = vx[:, None], vz[None, :]
     out = {}
@@ -93,18 +94,26 @@ def _kernels(X, Z, activation, sigma_w, sigma_b, which):
     return out
 
 
-def nngp(X, Z=None, *, activation: str = "erf", sigma_w: float = 1.0, sigma_b: float = 0.0) -> torch.Tensor:
+def nngp(X, Z=None, *, activation: str = "erf", sigma_w: float = 1.0, sigma_b: float = 0.0,
+         depth: int = 1) -> torch.Tensor:
     r"""NNGP feature kernel K_phi(x, z) = E[phi(u) phi(v)], (u, v) ~ N(0, K1 on {x, z}).
 
     Args:
         X: (n, d0) inputs; Z: (m, d0) or None (then Z = X and the result is exactly symmetric).
-        activation: "erf" or "relu".
+        activation: "erf", "relu", "gelu" (closed forms), "tanh" or an elementwise torch callable (quadrature,
+            :mod:`nckernels.kernels.quadrature`).
         sigma_w, sigma_b: standard deviations of the hidden weights (times sqrt(d0)) and biases.
+        depth: hidden layers; depth > 1 is :func:`nckernels.kernels.deep.deep_nngp` (chapter ``12_depth_and_activation``).
 
     Returns:
         (n, m) tensor with X's dtype and device.
     Eq. ``tl-nngp`` of chapter ``03_two_layer_kernels``.
     """
+    if check_int(depth, "depth") != 1 or not (isinstance(activation, str) and activation in ACTIVATIONS):
+        # deeper nets and the quadrature activations (symmetrised there); deep.py imports this module
+        from .deep import deep_nngp
+
+        return deep_nngp(X, Z, activation=activation, sigma_w=sigma_w, sigma_b=sigma_b, depth=depth)
     return _kernels(X, Z, activation, sigma_w, sigma_b, ("nngp",))["nngp"]
 
 
@@ -124,14 +133,21 @@ def ntk(
     sigma_w: float = 1.0,
     sigma_b: float = 0.0,
     sigma_a: float = 1.0,
+    depth: int = 1,
 ) -> torch.Tensor:
     r"""NTK of the two-layer net: Theta = sigma_a^2 (K_phi + K1 * Kdot); shapes as in :func:`nngp`.
 
     The first term is the gradient with respect to the read-out a, the second the gradient with
-    respect to (W, b), whose inner products carry K1 = sigma_b^2 + (sigma_w^2/d0) x.z.
+    respect to (W, b), whose inner products carry K1 = sigma_b^2 + (sigma_w^2/d0) x.z. ``depth`` > 1 is the NTK
+    of a net with that many hidden layers, :func:`nckernels.kernels.deep.deep_ntk` (chapter ``12_depth_and_activation``).
     Eq. ``tl-ntk`` of chapter ``03_two_layer_kernels``.
     """
     sigma_a = check_nonnegative(sigma_a, "sigma_a")
+    if check_int(depth, "depth") != 1 or not (isinstance(activation, str) and activation in ACTIVATIONS):
+        # deeper nets and the quadrature activations (symmetrised there); deep.py imports this module
+        from .deep import deep_ntk
+
+        return deep_ntk(X, Z, activation=activation, sigma_w=sigma_w, sigma_b=sigma_b, sigma_a=sigma_a, depth=depth)
     k = _kernels(X, Z, activation, sigma_w, sigma_b, ("nngp", "dot"))
     return ntk_from_parts(k["nngp"], k["dot"], k["K1"], sigma_a)
 
@@ -178,7 +194,7 @@ def kernel_family_from_preactivation(K1, v1, v2, activations, sigma_a: float = 1
         raise ValueError(f"activations must be a non-empty sequence of activation names, got {activations!r}")
     out = {}
     for name in activations:
-        act = get_activation(name, "activations")
+        act = resolve_activation(name, "activations")
         k_phi, k_dot = act.both(K1, v1, v2)
         out[f"NNGP {act.name}"] = k_phi
         out[f"NTK {act.name}"] = ntk_from_parts(k_phi, k_dot, K1, sigma_a)

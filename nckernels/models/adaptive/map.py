@@ -13,7 +13,10 @@ import torch
 from ...validation import as_float_tensor, check_choice, check_finite, check_matrix, check_positive, check_psd
 from .problem import LABEL_TERMS, label_matrix, eos_label_matrix, gradient_from_parts, kernel_parts, q1_from_parts, resolve_variances
 
-__all__ = ["EoSProblem", "EoSEvaluation", "make_problem", "evaluate", "eos_update", "eos_residual"]
+_TWO_OVER_PI = 2.0 / math.pi
+
+__all__ = ["EoSProblem", "EoSEvaluation", "EoSWorkspace", "make_problem", "evaluate", "evaluate_direct", "precision_step",
+           "eos_update", "eos_residual"]
 
 
 @dataclass(frozen=True)
@@ -66,9 +69,93 @@ class EoSEvaluation:
     cause: str = ""
 
 
-def evaluate(problem: EoSProblem, Sigma: torch.Tensor, kappa: float) -> EoSEvaluation:
+def precision_step(problem: EoSProblem, Sigma, G, kappa):
+    """Sigma' = ((d0/sigma_w^2) I - G/kappa)^{-1} (exactly symmetric) and the relative residual, or (None, inf, cause).
+
+    Eq. ``ak-eos`` of chapter ``05_adaptive_kernel``.
+    """
+    d0 = Sigma.shape[0]
+    if not bool(torch.isfinite(G).all()):
+        return None, math.inf, "non-finite kernel or gradient"
+    precision = torch.eye(d0, dtype=G.dtype, device=G.device).mul_(d0 / problem.sigma_w2).sub_(G, alpha=1.0 / kappa)
+    C, info = torch.linalg.cholesky_ex(precision)
+    if int(info) != 0:
+        return None, math.inf, "the precision (d0/sigma_w2) I - G/kappa is not positive definite"
+    new = torch.cholesky_inverse(C)
+    new = 0.5 * (new + new.T)
+    res = float(torch.linalg.matrix_norm(Sigma - new) / torch.linalg.matrix_norm(Sigma))
+    return new, res, ""
+
+
+class EoSWorkspace:
+    """Reusable (N, N) buffers of one problem for :func:`evaluate` (K, sqrt of the half gap, the Cholesky
+    factor, the inverse, the identity).
+
+    Reusing them avoids allocating (and first-touching) fresh N x N arrays at every evaluation. No result of
+    :func:`evaluate` refers to them, so every evaluation may share one workspace. Chapter ``05_adaptive_kernel``.
+    """
+
+    def __init__(self, problem: EoSProblem):
+        X = problem.X
+        N = X.shape[0]
+        self.K = X.new_empty(N, N)
+        self.R = X.new_empty(N, N)
+        self.L = X.new_empty(N, N)
+        self.W = X.new_empty(N, N)
+        self.eye = torch.eye(N, dtype=X.dtype, device=X.device)
+        self.info = torch.zeros((), dtype=torch.int32, device=X.device)
+
+
+def evaluate(problem: EoSProblem, Sigma: torch.Tensor, kappa: float, *, workspace: EoSWorkspace | None = None) -> EoSEvaluation:
     """The map and its relative residual at Sigma (d0, d0) for the effective width kappa; never raises on
     an undefined map (``new_Sigma`` None and ``cause`` say why).
+
+    The same numbers as :func:`evaluate_direct` (to rounding) with five N x N passes besides the two
+    products with X, the Cholesky factorisation and the inverse: with h_i = 1/2 + K_ii and the half gap
+    H_ij = h_i h_j - K_ij^2 = gap_ij / 4 (>= 1/4 for Sigma positive semi-definite, so no clamp),
+    theta = atan2(K, sqrt(H)), and with P' = A / sqrt(H) (so that P = sigma_a^2 (2/pi) A / sqrt(gap) = c P' / 2),
+    G = c X^T (P' X - diag(sum_j P'_ij K_ij / h_i) X), c = sigma_a^2 (2/pi).
+    ``workspace``: reusable buffers (:class:`EoSWorkspace`), made here when None.
+    Eqs. ``ak-eos``, ``ak-A`` and ``ak-grad`` of chapter ``05_adaptive_kernel``.
+    """
+    X, y, noise_var = problem.X, problem.y, problem.noise_var
+    c = problem.sigma_a2 * _TWO_OVER_PI
+    w = EoSWorkspace(problem) if workspace is None else workspace
+    K, R = w.K, w.R
+    torch.mm(X @ Sigma, X.T, out=K)  # (N, d0) @ (d0, N) -> (N, N), K = X Sigma X^T
+    h = K.diagonal() + 0.5  # (N,)
+    torch.outer(h, h, out=R).addcmul_(K, K, value=-1.0).sqrt_()  # R = sqrt(h_i h_j - K_ij^2) = sqrt(gap) / 2
+    Q = torch.atan2(K, R).mul_(c)  # Q1 = c theta, (N, N), kept by the result
+    diag = Q.diagonal().clone()
+    Q.diagonal().add_(noise_var)  # Q1 + sigma^2 I, factorised from its lower triangle
+    L, info = torch.linalg.cholesky_ex(Q, out=(w.L, w.info))
+    Q.diagonal().copy_(diag)
+    if int(info) != 0:
+        return EoSEvaluation(Sigma, None, Q, y.new_full(y.shape, float("nan")), math.inf, "Q1 + noise_var I is not positive definite")
+    alpha = torch.cholesky_solve(y[:, None], L)[:, 0]  # (Q1 + sigma^2 I)^{-1} y, (N,)
+    fbar = y - noise_var * alpha
+    # (Q1 + sigma^2 I)^{-1} by two triangular solves against I: on a shared CPU this parallel route is
+    # faster and steadier than cholesky_inverse (LAPACK potri), and the same to rounding
+    A = torch.cholesky_solve(w.eye, L, out=w.W)
+    if problem.label_term == "eos":
+        A.addr_(alpha, alpha, beta=-1.0)  # A = alpha alpha^T - (Q1 + sigma^2 I)^{-1}  (t t^T / sigma^4 = alpha alpha^T)
+    else:  # reference: sigma^2 T T^T = sigma^2 U M U^T with U = [1, fbar] (N, 2), M = [[|y|^2, -sum y], [-sum y, N]]
+        U = torch.stack([torch.ones_like(fbar), fbar], 1)  # (N, 2)
+        sy, yy = y.sum(), y @ y
+        Mid = torch.stack([torch.stack([yy, -sy]), torch.stack([-sy, y.new_tensor(float(y.shape[0]))])])
+        A.addmm_(U @ Mid, U.T, beta=-1.0, alpha=noise_var)
+    A.div_(R)  # P' = A / sqrt(H), (N, N)
+    r = K.mul_(A).sum(1).div_(h)  # (N,): sum_j P'_ij K_ij / h_i  (K is not needed any more)
+    PX = torch.mm(A, X).sub_(r[:, None] * X)  # (N, N) @ (N, d0) -> (N, d0)
+    G = (X.T @ PX).mul_(c)  # (d0, N) @ (N, d0) -> (d0, d0)
+    G = 0.5 * (G + G.T)  # a non-finite Q1 or alpha shows up here, in d0 x d0
+    new, res, cause = precision_step(problem, Sigma, G, kappa)
+    return EoSEvaluation(Sigma, new, Q, fbar, res, cause)
+
+
+def evaluate_direct(problem: EoSProblem, Sigma: torch.Tensor, kappa: float) -> EoSEvaluation:
+    """The map written out term by term (the definition :func:`evaluate` must reproduce; for tests): every
+    N x N intermediate formed, K and Q1 symmetrised, the inverse (Q1 + sigma^2 I)^{-1} and A formed explicitly.
 
     Eqs. ``ak-eos``, ``ak-A`` and ``ak-grad`` of chapter ``05_adaptive_kernel``.
     """

@@ -12,9 +12,10 @@ import torch
 
 from ...metrics import nc1_from_kernel
 from ...validation import check_choice, check_int, check_labels, check_positive
-from .map import EoSEvaluation, EoSProblem, evaluate, make_problem
+from .map import EoSEvaluation, EoSProblem, EoSWorkspace, evaluate, make_problem
 
 __all__ = [
+    "SCHEDULES",
     "REFERENCE_SCHEDULE",
     "default_schedule",
     "EoSConvergenceError",
@@ -33,6 +34,10 @@ REFERENCE_SCHEDULE: tuple[float, ...] = (
     + tuple(float(k) * 1e3 for k in range(9, 0, -1))
     + (900.0, 800.0, 700.0, 600.0, 500.0)
 )
+
+
+#: The named annealing schedules of :func:`solve_adaptive_kernel` (a sequence of kappa values is also accepted).
+SCHEDULES = ("adaptive", "reference")
 
 
 def default_schedule(width: float) -> tuple[float, ...]:
@@ -65,7 +70,7 @@ class AdaptiveKernelResult:
 
     Sigma (d0, d0), kernel = Q1[Sigma] (N, N), fbar (N,); history: one row per annealing step with
     columns kappa, status, iterations, evaluations, substeps, residual, nc1_kernel, nc1_fbar,
-    train_mse, trace_sigma, cause.
+    train_mse, trace_sigma, cause, tol (the tolerance of that step).
     Chapter ``05_adaptive_kernel``.
     """
 
@@ -82,13 +87,14 @@ class AdaptiveKernelResult:
     tol: float = 1e-10
 
 
-def anderson_step(problem: EoSProblem, ev0: EoSEvaluation, kappa: float, *, tol, max_iter, memory, damping):
+def anderson_step(problem: EoSProblem, ev0: EoSEvaluation, kappa: float, *, tol, max_iter, memory, damping,
+                  workspace: EoSWorkspace | None = None):
     """Damped fixed-point iteration with Anderson acceleration (Walker & Ni type II) at one kappa.
 
     Returns (evaluation at the final iterate, iterations, evaluations, cause or "").
     Safeguards: an extrapolated iterate that is not positive definite, or at which the map is
     undefined, or whose residual grows by more than 10x, is replaced by a damped plain step
-    (halving the damping) and the memory is cleared.
+    (halving the damping) and the memory is cleared. ``workspace``: buffers shared by the evaluations.
     Chapter ``05_adaptive_kernel``.
     """
     ev = ev0
@@ -116,7 +122,7 @@ def anderson_step(problem: EoSProblem, ev0: EoSEvaluation, kappa: float, *, tol,
                 cand = None
         new = None
         if cand is not None:
-            new = evaluate(problem, cand, kappa)
+            new = evaluate(problem, cand, kappa, workspace=workspace)
             evals += 1
             if new.new_Sigma is None or not new.residual < 10 * ev.residual:
                 new = None
@@ -125,7 +131,7 @@ def anderson_step(problem: EoSProblem, ev0: EoSEvaluation, kappa: float, *, tol,
             dR.clear()
             while new is None and beta > 1e-4:
                 cand = S + beta * R  # a convex combination of two PD matrices for beta <= 1
-                trial = evaluate(problem, cand, kappa)
+                trial = evaluate(problem, cand, kappa, workspace=workspace)
                 evals += 1
                 if trial.new_Sigma is not None and trial.residual < ev.residual:
                     new = trial
@@ -148,7 +154,7 @@ def anderson_step(problem: EoSProblem, ev0: EoSEvaluation, kappa: float, *, tol,
 def step_row(kappa, ev, labels, y, iterations, evaluations, substeps, cause):
     """One history row of an annealing step (NC1 of Q1 and of fbar fbar^T, MSE, Tr Sigma). Chapter ``05_adaptive_kernel``."""
     has_classes = labels is not None
-    nc1_k = nc1_from_kernel(ev.kernel, labels).nc1 if has_classes else math.nan
+    nc1_k = nc1_from_kernel(_symmetric(ev.kernel), labels).nc1 if has_classes else math.nan
     fb = ev.fbar
     if has_classes and bool(torch.isfinite(fb).all()):
         nc1_f = nc1_from_kernel(fb[:, None] * fb[None, :], labels).nc1
@@ -185,9 +191,11 @@ def solve_adaptive_kernel(
     noise_var: float = 1e-6,
     sigma_w: float | None = None,
     sigma_a: float | None = None,
-    schedule=None,
+    schedule="adaptive",
     label_term: str = "eos",
     tol: float = 1e-10,
+    step_tol: float | None = None,
+    jump_iter: int = 30,
     max_iter: int = 200,
     memory: int = 6,
     damping: float = 1.0,
@@ -200,12 +208,23 @@ def solve_adaptive_kernel(
 ) -> AdaptiveKernelResult:
     r"""Solve Sigma^{-1} = (d0/sigma_w^2) I - (1/kappa) d/dSigma Tr[A Q1[Sigma]] annealing kappa down to ``width``.
 
-    Method (chapter ``05_adaptive_kernel``): at each kappa of ``schedule`` (decreasing, ending at
-    ``width``; default :func:`default_schedule`), Anderson-accelerated damped fixed-point iteration
-    on Sigma, warm-started by linear extrapolation in 1/kappa from the two previous solutions; the
-    gradient is closed-form (:func:`adaptive_kernel_gradient`), every solve a Cholesky solve. If a
-    step fails it is bisected in 1/kappa up to ``max_halvings`` times (step control). Converged means
-    the relative residual ||Sigma - Phi(Sigma)||_F / ||Sigma||_F <= ``tol`` at the returned Sigma.
+    Method (chapter ``05_adaptive_kernel``): at each kappa of the annealing schedule (decreasing, ending at
+    ``width``), Anderson-accelerated damped fixed-point iteration on Sigma, warm-started by linear
+    extrapolation in 1/kappa from the two previous solutions; the gradient is closed-form
+    (:func:`adaptive_kernel_gradient`), every solve a Cholesky solve. If a step fails it is bisected in
+    1/kappa up to ``max_halvings`` times (step control). Converged means the relative residual
+    ||Sigma - Phi(Sigma)||_F / ||Sigma||_F <= ``tol`` at the returned Sigma.
+
+    ``schedule``:
+
+    * ``"adaptive"`` (default): first one step from the NNGP straight to kappa = ``width`` with at most
+      ``jump_iter`` iterations; if that fails, the reference path below (from the NNGP again), with the
+      intermediate steps solved only to ``step_tol`` (default max(tol, 1e-3): they are warm starts) and the
+      last to ``tol``. The history has one row per step taken, and the evaluations of a failed jump are
+      counted in the first row after it.
+    * ``"reference"``: every value of :func:`default_schedule` (the reference code's 24 values for
+      width 500), each solved to ``tol`` (``step_tol`` defaults to ``tol``).
+    * a decreasing sequence of kappa values ending at ``width``: as ``"reference"`` with those values.
 
     Args:
         X: (N, d0) inputs (float64 recommended; dtype and device are kept). y: (N,) targets.
@@ -218,7 +237,7 @@ def solve_adaptive_kernel(
             iterate with ``converged=False`` (no later step is attempted).
 
     Returns:
-        :class:`AdaptiveKernelResult`.
+        :class:`AdaptiveKernelResult` (history column ``tol``: the tolerance each step was solved to).
     """
     problem = make_problem(X, y, noise_var=noise_var, sigma_w=sigma_w, sigma_a=sigma_a, sigma_w2=sigma_w2,
                            sigma_a2=sigma_a2, label_term=label_term)
@@ -226,28 +245,47 @@ def solve_adaptive_kernel(
     width = check_positive(width, "width")
     tol = check_positive(tol, "tol")
     max_iter = check_int(max_iter, "max_iter")
+    jump_iter = check_int(jump_iter, "jump_iter")
     memory = check_int(memory, "memory")
     damping = check_positive(damping, "damping")
     if schedule is None:
-        schedule = default_schedule(width)
-    try:
-        schedule = [float(k) for k in schedule]
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"schedule must be a sequence of positive numbers, got {schedule!r}") from exc
+        schedule = "adaptive"
+    if isinstance(schedule, str):
+        check_choice(schedule, "schedule", SCHEDULES)
+        mode, schedule = schedule, list(default_schedule(width))
+    else:
+        mode = "sequence"
+        try:
+            schedule = [float(k) for k in schedule]
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"schedule must be 'adaptive', 'reference' or a sequence of positive numbers, got {schedule!r}") from exc
     if not schedule or any(not (math.isfinite(k) and k > 0) for k in schedule):
         raise ValueError(f"schedule must be a non-empty sequence of positive finite numbers, got {schedule!r}")
     if any(b >= a for a, b in zip(schedule, schedule[1:])):
         raise ValueError(f"schedule must be strictly decreasing (annealing towards the width), got {schedule!r}")
     if not math.isclose(schedule[-1], width, rel_tol=1e-12):
         raise ValueError(f"schedule must end at the width {width:g}, but its last value is {schedule[-1]:g}")
+    if step_tol is None:
+        step_tol = max(tol, 1e-3) if mode == "adaptive" else tol
+    step_tol = check_positive(step_tol, "step_tol")
     if labels is not None:
         labels = check_labels(labels, X.shape[0], device=X.device)[0]
     labels = labels_of(y, labels)
 
     N, d0 = X.shape
-    Sigma = (problem.sigma_w2 / d0) * torch.eye(d0, dtype=X.dtype, device=X.device)  # the NNGP solution
-    path = [(0.0, Sigma)]  # (1/kappa, converged Sigma): the NNGP is the solution at 1/kappa = 0
-    rows, total_evals = [], 0
+    workspace = EoSWorkspace(problem)
+    nngp = (problem.sigma_w2 / d0) * torch.eye(d0, dtype=X.dtype, device=X.device)  # the NNGP solution
+    carry = (0, 0)  # (iterations, evaluations) of a failed jump, reported with the next step
+    if mode == "adaptive" and len(schedule) > 1:
+        ev0 = evaluate(problem, nngp, width, workspace=workspace)
+        ev, it, e, cause = anderson_step(problem, ev0, width, tol=tol, max_iter=min(max_iter, jump_iter),
+                                         memory=memory, damping=damping, workspace=workspace)
+        if not cause:
+            row = step_row(width, ev, labels, y, it, e + 1, 1, "")
+            return _finish(problem, ev, [dict(row, tol=tol)], e + 1, width, tol)
+        carry = (it, e + 1)
+    path = [(0.0, nngp)]  # (1/kappa, converged Sigma): the NNGP is the solution at 1/kappa = 0
+    rows, total_evals = [], 0  # a failed jump is counted in the first row (carry)
     ev = None
     steps = schedule
     if progress:
@@ -255,19 +293,22 @@ def solve_adaptive_kernel(
 
         steps = tqdm(schedule, desc="EoS annealing")
     for kappa in steps:
+        step = tol if kappa == schedule[-1] else step_tol
         target = 1.0 / kappa
-        iters = evals = substeps = 0
+        iters, evals = carry
+        carry = (0, 0)
+        substeps = 0
         cause = ""
         eps_done = path[-1][0]
         halvings = 0
         while eps_done < target:
             eps = target if halvings == 0 else eps_done + (target - eps_done) / 2**halvings
-            ev0 = evaluate(problem, predict_start(path, eps), 1.0 / eps)
+            ev0 = evaluate(problem, predict_start(path, eps), 1.0 / eps, workspace=workspace)
             if ev0.new_Sigma is None and len(path) > 1:  # the extrapolated start is outside the domain
-                ev0 = evaluate(problem, path[-1][1], 1.0 / eps)
+                ev0 = evaluate(problem, path[-1][1], 1.0 / eps, workspace=workspace)
             evals += 1
-            ev, it, e, cause = anderson_step(problem, ev0, 1.0 / eps,
-                                              tol=tol, max_iter=max_iter, memory=memory, damping=damping)
+            ev, it, e, cause = anderson_step(problem, ev0, 1.0 / eps, tol=step, max_iter=max_iter, memory=memory,
+                                             damping=damping, workspace=workspace)
             iters += it
             evals += e
             if cause:
@@ -284,19 +325,29 @@ def solve_adaptive_kernel(
         if eps_done < target:
             cause = cause or "step control exhausted"
         total_evals += evals
-        rows.append(step_row(kappa, ev, labels, y, iters, evals, substeps, cause))
+        rows.append(dict(step_row(kappa, ev, labels, y, iters, evals, substeps, cause), tol=step))
         if cause:
             history = pd.DataFrame(rows)
             message = (f"EoS annealing step kappa={kappa:g} failed ({cause}); last relative residual "
-                       f"{ev.residual:.3g}, tol {tol:g}, noise_var {noise_var:g}, label_term {label_term!r}")
+                       f"{ev.residual:.3g}, tol {step:g}, noise_var {noise_var:g}, label_term {label_term!r}")
             if strict:
                 raise EoSConvergenceError(message, history=history, residual=ev.residual, kappa=kappa, cause=cause)
             # the last converged Sigma is returned, with its kernel and fbar
-            last = evaluate(problem, path[-1][1], kappa)
-            return AdaptiveKernelResult(path[-1][1], last.kernel, last.fbar, False, ev.residual, total_evals,
+            last = evaluate(problem, path[-1][1], kappa, workspace=workspace)
+            return AdaptiveKernelResult(path[-1][1], _symmetric(last.kernel), last.fbar, False, ev.residual, total_evals,
                                         history, label_term, width, noise_var, tol)
-    return AdaptiveKernelResult(ev.Sigma, ev.kernel, ev.fbar, True, ev.residual, total_evals, pd.DataFrame(rows),
-                                label_term, width, noise_var, tol)
+    return _finish(problem, ev, rows, total_evals, width, tol)
+
+
+def _symmetric(Q):
+    """0.5 (Q + Q^T): the returned kernel exactly symmetric. Chapter ``05_adaptive_kernel``."""
+    return 0.5 * (Q + Q.T)
+
+
+def _finish(problem: EoSProblem, ev: EoSEvaluation, rows, evaluations, width, tol) -> AdaptiveKernelResult:
+    """The converged :class:`AdaptiveKernelResult` from the last evaluation and the history rows. Chapter ``05_adaptive_kernel``."""
+    return AdaptiveKernelResult(ev.Sigma, _symmetric(ev.kernel), ev.fbar, True, ev.residual, evaluations,
+                                pd.DataFrame(rows), problem.label_term, width, problem.noise_var, tol)
 
 
 def predict_start(path, eps):

@@ -1,0 +1,148 @@
+"""make paper: the manifest, one progress line over all sweeps, tidy exports with provenance, and committed
+result sets that must still reproduce from the code (the smallest cell, first draw, of each)."""
+import pathlib
+
+import pandas as pd
+import pytest
+
+import nckernels as nk
+from helpers import MYST_HEADER
+from nckernels.__main__ import main
+from nckernels.experiments import paper
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+TOY = MYST_HEADER + '''
+# A toy grid chapter
+
+```{code-cell} ipython3
+:tags: [parameters]
+
+Ns = [16]
+d0s = [2]
+draws = 2
+rows_out = None
+```
+
+```{code-cell} ipython3
+import nckernels as nk
+from myst_nb import glue
+
+frame = nk.kernel_nc1_grid([[n // 2, n - n // 2] for n in Ns], d0s, draws)
+nk.save_rows(rows_out, {"balanced": frame})
+glue("toy_rows", len(frame), display=False)
+```
+'''
+
+
+def _toy(tmp_path):
+    book = tmp_path / "book"
+    (book / "grids").mkdir(parents=True)
+    (book / "toy.md").write_text(TOY)
+    (book / "grids" / "toy.yml").write_text("parameters: {d0s: [1, 3]}\ngrid:\n  Ns: [[8], [12]]\n")
+    (book / "paper.yml").write_text("results: book/results\nwork: work\nsweeps:\n"
+                                    "  - {name: toy_set, chapter: book/toy.md, grid: book/grids/toy.yml}\n")
+    return book / "paper.yml"
+
+
+def test_paper_runs_exports_and_reads_back(tmp_path, capsys):
+    manifest = _toy(tmp_path)
+    assert main(["paper", "--manifest", str(manifest)]) == 0
+    err = capsys.readouterr()
+    assert "paper (1 sets)" in err.err and "total wall time" in err.out
+    res = nk.paper_results("toy_set", folder=tmp_path / "book" / "results")
+    frame = res.frame
+    assert list(frame.columns[:len(nk.ROW_COLUMNS)]) == list(nk.ROW_COLUMNS)
+    assert {"run", "part"} <= set(frame.columns) and set(frame["part"]) == {"balanced"}
+    assert sorted(frame["N"].unique()) == [8, 12] and sorted(frame["d0"].unique()) == [1, 3]
+    assert set(frame["draw"]) == {0, 1} and frame["run"].nunique() == 2
+    prov = res.provenance
+    assert prov["n_runs"] == 2 and prov["failed_runs"] == 0 and prov["rows"] == len(frame)
+    assert prov["parameters"]["Ns"] == [[8], [12]] and prov["parameters"]["d0s"] == [1, 3]
+    assert len(prov["commit"]) in (7, 40) or prov["commit"] == "unknown"
+    assert res.caption.startswith("book scale: 2 runs of 2 draws, 0 failed; commit ")  # the toy grid names no scale
+    # resumable: a second session runs nothing and exports the same rows
+    runs = nk.run_paper(manifest, progress=False)
+    assert runs.empty
+    again = nk.export_paper(manifest, progress=False)
+    assert again["written"].all()
+    pd.testing.assert_frame_equal(nk.paper_results("toy_set", folder=tmp_path / "book" / "results").frame, frame)
+
+
+def test_export_says_why_a_set_is_not_written(tmp_path):
+    manifest = _toy(tmp_path)
+    out = nk.export_paper(manifest, progress=False)
+    assert not out["written"].any() and "not run yet" in out["reason"].iloc[0]
+
+
+def test_manifest_errors_name_the_problem(tmp_path):
+    bad = tmp_path / "paper.yml"
+    bad.write_text("sweeps:\n  - {name: a, chapter: nowhere.md, grid: g.yml}\n")
+    with pytest.raises(ValueError, match="chapter .*nowhere.md does not exist"):
+        nk.load_manifest(bad)
+    bad.write_text("sweep: []\n")
+    with pytest.raises(ValueError, match="unknown key"):
+        nk.load_manifest(bad)
+    assert nk.save_rows(None, pd.DataFrame()) is None
+
+
+def test_caption_says_scale_runs_commit_date_threads():
+    prov = {"n_runs": 20, "failed_runs": 0, "parameters": {"draws": 10, "epochs": 1000}, "commit": "abc1234def",
+            "dirty": False, "last_finished": "2026-11-30T05:00:00", "threads_per_run": 2, "device": "cpu"}
+    assert nk.provenance_caption(prov) == ("paper scale: 20 runs of 10 draws and 1000 epochs, 0 failed; "
+                                           "commit abc1234, 2026-11-30, 2 threads")
+
+
+def test_reproduce_cell_recomputes_a_chapter_6_cell():
+    config = nk.TrainingConfig(width=16, epochs=3)
+    kernels = nk.network_kernels(config, adaptive_max_N=64)
+    frame = nk.trained_network_grid([[8, 8]], [2], 2, config, kernels=kernels, seed=0).assign(run="0123456789ab")
+    prov = {"chapter": "book/06_trained_networks.md", "runs": [{"run": "0123456789ab", "parameters": {
+        "width": 16, "lr": config.lr, "weight_decay": config.weight_decay, "sigma_a": config.sigma_a, "epochs": 3,
+        "adaptive_max_N": 64, "seed": 0}}]}
+    got = nk.reproduce_cell(nk.PaperResults("t", frame, prov, ""))
+    assert set(got["kernel"]) == {"data", "NNGP", "NTK", "adaptive", "trained net"}
+    kernels_only = got[got["kernel"] != "trained net"]
+    assert (kernels_only["status"] == kernels_only["status_now"]).all()
+    assert ((kernels_only["nc1"] - kernels_only["nc1_now"]).abs() <= 1e-10 * kernels_only["nc1"].abs()).all()
+
+
+def test_reproduce_cell_recomputes_a_chapter_5_cell():
+    kw = dict(width=500, noise_var=1e-6, sigma_a2=1 / 128, tol=1e-10, seed=0)
+    grids = nk.adaptive_nc1_grid([[8, 8]], [2], 1, **kw).assign(grid="balanced")
+    frame = pd.concat([grids.assign(part="grids"), grids.assign(part="map", kernel="adaptive (eos)", nc1=1.0)],
+                      ignore_index=True).assign(run="0123456789ab")
+    prov = {"chapter": "book/05_adaptive_kernel.md", "runs": [{"run": "0123456789ab", "parameters": kw}]}
+    got = nk.reproduce_cell(nk.PaperResults("t", frame, prov, ""))
+    assert sorted(got["kernel"]) == ["NNGP", "adaptive (eos)", "adaptive (reference)", "data"]  # no map rows
+    assert ((got["nc1"] - got["nc1_now"]).abs() <= 1e-10 * got["nc1"].abs()).all(), got
+
+
+# ------------------------------------------------------------------------------ committed result sets
+
+MANIFEST = nk.load_manifest(ROOT / "book" / "paper.yml")
+COMMITTED = sorted(MANIFEST.results.glob("*.csv")) if MANIFEST.results.is_dir() else []
+
+
+@pytest.mark.parametrize("name", [s.name for s in MANIFEST.sweeps])
+def test_committed_results_reproduce(name):
+    """The smallest cell's data and kernel NC1 (first draw) of each committed set, re-computed from the
+    recorded parameters and seed, equal the committed numbers to 1e-10 (relative)."""
+    if not COMMITTED:
+        pytest.skip(f"no result set is committed in {MANIFEST.results.relative_to(ROOT)} yet: run `make paper` "
+                    "and commit book/results/ (this test then checks every set of book/paper.yml)")
+    res = nk.paper_results(name, folder=MANIFEST.results)
+    assert res is not None, (f"result set {name} of book/paper.yml is missing from "
+                             f"{MANIFEST.results.relative_to(ROOT)}: run `make paper` and commit it")
+    assert res.provenance["failed_runs"] == 0 or "failed" in res.caption
+    chapter = str(res.provenance.get("chapter", ""))
+    if not chapter.endswith(("05_adaptive_kernel.md", "06_trained_networks.md")):
+        pytest.skip(f"{name}: no cheap re-computation is defined for {chapter} "
+                    "(add one to nckernels.experiments.paper.reproduce_cell)")
+    got = paper.reproduce_cell(res)
+    got = got[got["kernel"] != "trained net"]  # training is not re-run here
+    assert len(got) >= 2 and got["nc1_now"].notna().all(), got
+    assert (got["status"] == got["status_now"]).all(), got
+    ok = got[got["status"] == "ok"]
+    rel = ((ok["nc1"] - ok["nc1_now"]).abs() / ok["nc1"].abs()).max()
+    assert rel <= 1e-10, f"{name}: committed NC1 differs from the code's by {rel:.2e} (relative)\n{got}"
