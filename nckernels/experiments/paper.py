@@ -32,11 +32,9 @@ import math
 import os
 import pathlib
 import platform
-import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
@@ -45,7 +43,7 @@ import pandas as pd
 
 from .cells import ROW_COLUMNS
 from .scales import load_yaml_file, parameter_names, check_parameters
-from .sweeps import SweepGrid, grid_points, load_grid, read_records, run_key, run_sweep
+from .sweeps import SweepGrid, grid_points, init_worker, load_grid, read_records, run_key, run_sweep
 
 __all__ = ["PAPER_ROOT", "PAPER_MANIFEST", "PAPER_RESULTS", "PaperSweep", "PaperManifest", "PaperResults",
            "load_manifest", "paper_runs", "save_rows", "run_paper", "export_paper", "paper_results",
@@ -202,20 +200,6 @@ def _run_point(chapter: str, key: str, params: dict, out: str, retry_failed: boo
     return read_records(out).get(key, {"run": key, "status": "failed", "error": "no record written"})
 
 
-def _watch_parent(parent: int):
-    while True:
-        if os.getppid() != parent:  # the paper process died: end this worker (its kernel follows)
-            os._exit(70)
-        time.sleep(0.5)
-
-
-def _worker_init(threads: int, parent: int):
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[var] = str(threads)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
-
-
 def run_paper(manifest=None, *, workers: int = 1, names: Sequence[str] | None = None,
               retry_failed: bool = False, progress: bool = True) -> pd.DataFrame:
     """Run every paper-scale sweep of ``manifest`` (a path or :class:`PaperManifest`; default ``book/paper.yml``).
@@ -277,7 +261,7 @@ def run_paper(manifest=None, *, workers: int = 1, names: Sequence[str] | None = 
             import multiprocessing as mp
 
             pool = cf.ProcessPoolExecutor(min(workers, len(todo)), mp_context=mp.get_context("spawn"),
-                                          initializer=_worker_init, initargs=(threads, os.getpid()))
+                                          initializer=init_worker, initargs=(threads, os.getpid()))
             futures = {}
             try:
                 futures = {pool.submit(_run_point, str(s.chapter), k, p, str(s.out), retry_failed): (s, k)

@@ -429,20 +429,21 @@ def _lost(key: str, params: Mapping[str, Any], chapter: pathlib.Path, out: pathl
     return record
 
 
-def _watch_parent(parent: int):
+def watch_parent(parent: int):
     while True:
         if os.getppid() != parent:  # the sweep process died (kill -9): end this worker; its kernel follows
             os._exit(70)
         time.sleep(0.2)
 
 
-def _worker_init(threads: int, parent: int):
+def init_worker(threads: int, parent: int):
+    """A pool worker's start: ``threads`` BLAS/OpenMP threads, Ctrl-C left to the parent, exit when the parent dies."""
     # the chapter's kernel inherits this environment: split the cores between parallel runs
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(threads)
     # Ctrl-C reaches the whole terminal group: the sweep process handles it and ends the workers
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    threading.Thread(target=_watch_parent, args=(parent,), daemon=True, name="nckernels-parent-watch").start()
+    threading.Thread(target=watch_parent, args=(parent,), daemon=True, name="nckernels-parent-watch").start()
 
 
 class _Terminated(KeyboardInterrupt):
@@ -574,7 +575,7 @@ def run_sweep(
 
             threads = max(1, (os.cpu_count() or 1) // workers)
             pool = cf.ProcessPoolExecutor(min(workers, len(todo)), mp_context=mp.get_context("spawn"),
-                                          initializer=_worker_init, initargs=(threads, os.getpid()))
+                                          initializer=init_worker, initargs=(threads, os.getpid()))
             futures = {}
             try:
                 futures = {pool.submit(_run_one, chapter, key, params, out, retry_failed): (key, params)
