@@ -8,23 +8,14 @@ import subprocess
 import sys
 
 import pytest
+from helpers import MYST_HEADER
 
 import nckernels
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 JB = pathlib.Path(sys.executable).with_name("jupyter-book")
 
-PAGE = """---
-jupytext:
-  text_representation:
-    extension: .md
-    format_name: myst
-kernelspec:
-  name: python3
-  display_name: Python 3
-  language: python
----
-
+PAGE = MYST_HEADER + """
 # Figures
 
 The kernels are {py:func}`nckernels.ntk` and {py:func}`~nckernels.nngp`; {numref}`fig-toy` names its function.

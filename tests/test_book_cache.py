@@ -14,22 +14,13 @@ import sys
 import time
 
 import pytest
+from helpers import MYST_HEADER
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 JB = pathlib.Path(sys.executable).with_name("jupyter-book")
 pytestmark = pytest.mark.skipif(not JB.exists(), reason="jupyter-book not installed")
 
-HEADER = """---
-jupytext:
-  text_representation:
-    extension: .md
-    format_name: myst
-kernelspec:
-  name: python3
-  display_name: Python 3
-  language: python
----
-"""
+HEADER = MYST_HEADER
 
 CHAPTER = HEADER + """
 # Toy chapter
