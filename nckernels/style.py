@@ -54,22 +54,20 @@ def color_of(name: str) -> str:
     return MODEL_COLORS[_kind(name)]
 
 
+def _activation_in(name: str) -> str | None:
+    """The first activation of ACTIVATION_STYLES that ``name`` mentions as a word, or None."""
+    low = str(name).lower()
+    return next((act for act in ACTIVATION_STYLES if re.search(rf"\b{act}\b", low)), None)
+
+
 def linestyle_of(name: str) -> str:
     """The line style of the activation a name mentions (solid for erf and when none is named)."""
-    low = str(name).lower()
-    for act, style in ACTIVATION_STYLES.items():
-        if re.search(rf"\b{act}\b", low):
-            return style
-    return "-"
+    return ACTIVATION_STYLES.get(_activation_in(name), "-")
 
 
 def marker_of(name: str) -> str:
     """The marker of the activation a name mentions (a circle when none is named)."""
-    low = str(name).lower()
-    for act, marker in _MARKERS.items():
-        if re.search(rf"\b{act}\b", low):
-            return marker
-    return "o"
+    return _MARKERS.get(_activation_in(name), "o")
 
 
 def figure_size(ncols: int = 1, nrows: int = 1, *, aspect: float = 0.75) -> tuple[float, float]:

@@ -7,17 +7,9 @@ import pytest
 
 from nckernels.__main__ import main
 from nckernels.scales import check_parameters, load_yaml, parameter_names, parse_value, scale_parameters
-from test_sweeps import CHAPTER
+from test_sweeps import chapter  # noqa: F401 - the tiny chapter fixture
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def chapter(tmp_path):
-    path = tmp_path / "book" / "99_tiny.md"
-    path.parent.mkdir()
-    path.write_text(CHAPTER)
-    return path
 
 
 def _cli(*args):
