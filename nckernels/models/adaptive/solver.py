@@ -200,6 +200,7 @@ def solve_adaptive_kernel(
     memory: int = 6,
     damping: float = 1.0,
     max_halvings: int = 6,
+    grow_below: int = 3,
     labels=None,
     strict: bool = True,
     progress: bool = False,
@@ -218,10 +219,13 @@ def solve_adaptive_kernel(
     ``schedule``:
 
     * ``"adaptive"`` (default): first one step from the NNGP straight to kappa = ``width`` with at most
-      ``jump_iter`` iterations; if that fails, the reference path below (from the NNGP again), with the
-      intermediate steps solved only to ``step_tol`` (default max(tol, 1e-3): they are warm starts) and the
-      last to ``tol``. The history has one row per step taken, and the evaluations of a failed jump are
-      counted in the first row after it.
+      ``jump_iter`` iterations; if that fails, a continuation in 1/kappa from the NNGP with step control:
+      the first step goes to the first value of :func:`default_schedule` (1/kappa = 1e-5 for width 500),
+      a step that converges within ``grow_below`` evaluations doubles the next one, a failed step is halved
+      (at most ``max_halvings`` times in a row), and the last step lands on kappa = ``width``. The
+      intermediate steps are solved only to ``step_tol`` (default max(tol, 1e-3): they are warm starts),
+      the last to ``tol``. The history has one row per step taken (its kappa), and the evaluations of a
+      failed jump are counted in the first row.
     * ``"reference"``: every value of :func:`default_schedule` (the reference code's 24 values for
       width 500), each solved to ``tol`` (``step_tol`` defaults to ``tol``).
     * a decreasing sequence of kappa values ending at ``width``: as ``"reference"`` with those values.
@@ -247,6 +251,7 @@ def solve_adaptive_kernel(
     max_iter = check_int(max_iter, "max_iter")
     jump_iter = check_int(jump_iter, "jump_iter")
     memory = check_int(memory, "memory")
+    grow_below = check_int(grow_below, "grow_below")
     damping = check_positive(damping, "damping")
     if schedule is None:
         schedule = "adaptive"
@@ -284,6 +289,9 @@ def solve_adaptive_kernel(
             row = step_row(width, ev, labels, y, it, e + 1, 1, "")
             return _finish(problem, ev, [dict(row, tol=tol)], e + 1, width, tol)
         carry = (it, e + 1)
+        return _continue(problem, nngp, 1.0 / schedule[0], width, tol=tol, step_tol=step_tol, carry=carry,
+                         labels=labels, max_iter=max_iter, memory=memory, damping=damping,
+                         max_halvings=max_halvings, grow_below=grow_below, strict=strict, workspace=workspace)
     path = [(0.0, nngp)]  # (1/kappa, converged Sigma): the NNGP is the solution at 1/kappa = 0
     rows, total_evals = [], 0  # a failed jump is counted in the first row (carry)
     ev = None
@@ -336,6 +344,58 @@ def solve_adaptive_kernel(
             last = evaluate(problem, path[-1][1], kappa, workspace=workspace)
             return AdaptiveKernelResult(path[-1][1], _symmetric(last.kernel), last.fbar, False, ev.residual, total_evals,
                                         history, label_term, width, noise_var, tol)
+    return _finish(problem, ev, rows, total_evals, width, tol)
+
+
+def _continue(problem: EoSProblem, nngp, first: float, width: float, *, tol, step_tol, carry, labels, max_iter,
+              memory, damping, max_halvings, grow_below, strict, workspace) -> AdaptiveKernelResult:
+    """The fallback of the ``"adaptive"`` schedule: continuation in 1/kappa from the NNGP (1/kappa = 0) to
+    1/``width`` with step control (first step ``first``; doubled after a quick step, halved after a failed one).
+
+    Chapter ``05_adaptive_kernel``.
+    """
+    y = problem.y
+    target = 1.0 / width
+    path = [(0.0, nngp)]  # (1/kappa, converged Sigma)
+    rows, total_evals = [], 0
+    iters, evals = carry
+    h, halvings, eps_done = first, 0, 0.0
+    while eps_done < target:
+        eps = eps_done + h
+        if eps >= target or target - eps < 0.25 * h:  # land on the width, no sliver of a last step
+            eps = target
+        last = eps == target
+        step = tol if last else step_tol
+        ev0 = evaluate(problem, predict_start(path, eps), 1.0 / eps, workspace=workspace)
+        if ev0.new_Sigma is None and len(path) > 1:  # the extrapolated start is outside the domain
+            ev0 = evaluate(problem, path[-1][1], 1.0 / eps, workspace=workspace)
+        ev, it, e, cause = anderson_step(problem, ev0, 1.0 / eps, tol=step, max_iter=max_iter, memory=memory,
+                                         damping=damping, workspace=workspace)
+        iters += it
+        evals += e + 1
+        if cause:
+            halvings += 1
+            if halvings <= max_halvings:
+                h = (eps - eps_done) / 2
+                continue
+            total_evals += evals
+            rows.append(dict(step_row(1.0 / eps, ev, labels, y, iters, evals, 0, cause), tol=step))
+            history = pd.DataFrame(rows)
+            message = (f"EoS continuation step to kappa={1.0 / eps:g} failed ({cause}) after {halvings - 1} halvings; "
+                       f"last relative residual {ev.residual:.3g}, tol {step:g}, noise_var {problem.noise_var:g}, "
+                       f"label_term {problem.label_term!r}")
+            if strict:
+                raise EoSConvergenceError(message, history=history, residual=ev.residual, kappa=1.0 / eps, cause=cause)
+            prev = evaluate(problem, path[-1][1], width, workspace=workspace)  # Q1 and fbar do not depend on kappa
+            return AdaptiveKernelResult(path[-1][1], _symmetric(prev.kernel), prev.fbar, False, ev.residual,
+                                        total_evals, history, problem.label_term, width, problem.noise_var, tol)
+        total_evals += evals
+        rows.append(dict(step_row(width if last else 1.0 / eps, ev, labels, y, iters, evals, 1, ""), tol=step))
+        path = (path + [(eps, ev.Sigma)])[-3:]
+        h = eps - eps_done
+        if e + 1 <= grow_below:  # this attempt's evaluations (not a failed jump's or halving's)
+            h *= 2
+        eps_done, halvings, iters, evals = eps, 0, 0, 0
     return _finish(problem, ev, rows, total_evals, width, tol)
 
 
