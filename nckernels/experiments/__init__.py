@@ -3,7 +3,7 @@ papermill sweep engine, the three scales, and reading sweep results back.
 
 May import every layer below: :mod:`nckernels.errors`, :mod:`nckernels.validation`, :mod:`nckernels.data`,
 :mod:`nckernels.metrics`, :mod:`nckernels.kernels`, :mod:`nckernels.models`. Within the layer:
-cells <- grids <- beyond; scales <- sweeps <- results, paper, report.
+cells <- grids <- beyond; scales <- sweeps <- results, paper <- reproduce, report.
 """
 from .cells import *  # noqa: F401,F403
 from .cells import __all__ as _cells
@@ -19,7 +19,9 @@ from .results import *  # noqa: F401,F403
 from .results import __all__ as _results
 from .paper import *  # noqa: F401,F403
 from .paper import __all__ as _paper
+from .reproduce import *  # noqa: F401,F403
+from .reproduce import __all__ as _reproduce
 from .report import *  # noqa: F401,F403
 from .report import __all__ as _report
 
-__all__ = [*_cells, *_grids, *_beyond, *_scales, *_sweeps, *_results, *_paper, *_report]
+__all__ = [*_cells, *_grids, *_beyond, *_scales, *_sweeps, *_results, *_paper, *_reproduce, *_report]

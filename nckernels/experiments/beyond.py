@@ -9,7 +9,6 @@ Layer 5, experiments. May import the layers below it (data, metrics, kernels, mo
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
@@ -17,18 +16,16 @@ import pandas as pd
 import torch
 
 from ..data.hard import anisotropic_gaussian_classes, concentric_shells, four_class_gaussians, xor_clusters
-from ..data.targets import class_targets
-from ..errors import DivergenceError
 from ..kernels.deep import deep_kernels, deep_population_nc1_1d, deep_population_nc1_large_d0, deep_recursion
 from ..kernels.quadrature import resolve_activation
 from ..kernels.two_layer import nngp, ntk
-from ..metrics import nc1_from_features
+from ..models.deep_net import train_deep_network
 from ..models.training import TrainingConfig, train_networks
-from ..validation import check_choice, check_grid, check_int, check_labels
+from ..validation import check_choice, check_grid, check_int
 from .cells import Cell, Measure, cell_seed, run_grid
 from .grids import adaptive_measure
 
-__all__ = ["deep_population_table", "deep_fixed_point", "deep_kernel_grid", "DeepNetResult", "train_deep_network",
+__all__ = ["deep_population_table", "deep_fixed_point", "deep_kernel_grid",
            "deep_network_grid", "HARD_FAMILIES", "HardCell", "hard_data_grid"]
 
 
@@ -111,89 +108,21 @@ def deep_kernel_grid(splits, d0s, draws: int, *, activations: Sequence[str], dep
     return run_grid(cells, measures, progress=progress, desc="deep kernel grid")
 
 
-@dataclass(frozen=True)
-class DeepNetResult:
-    """A deep net trained by full-batch GD: last-hidden-layer NC1 at init and at the end, final loss and accuracy."""
-
-    depth: int
-    nc1_init: float
-    nc1: float
-    loss: float
-    accuracy: float
-    seconds: float
-
-
-def train_deep_network(X, labels, *, depth: int, seed: int, config: TrainingConfig = TrainingConfig()) -> DeepNetResult:
-    r"""Train f(x) = a^T h_L(x) + b_out, h_l = phi(W_l h_{l-1} + b_l), by full-batch GD on the MSE; NC1 of h_L.
-
-    Standard parametrisation with the scales of ``config`` (chapter ``06_trained_networks``'s net for depth = 1):
-    W_l ~ N(0, sigma_w^2 / fan_in), b_l ~ N(0, sigma_b^2), a ~ N(0, sigma_a^2 / h), b_out = 0, every hidden layer of
-    width ``config.width``; targets +-1 (C = 2) or one-hot +-1, loss (1/(N k)) sum ||f - y||^2, SGD with
-    ``config.lr``, ``weight_decay``, ``momentum`` for ``config.epochs`` full-batch steps (autograd, X's dtype).
-    Raises :class:`nckernels.DivergenceError` when the loss leaves the finite numbers. Book chapter
-    ``12_depth_and_activation``.
-    """
-    depth = check_int(depth, "depth")
-    if not isinstance(config, TrainingConfig):
-        raise ValueError(f"config must be a TrainingConfig, got {type(config).__name__}")
-    index, sizes = check_labels(labels, X.shape[0], device=X.device)
-    C = sizes.numel()
-    Y = class_targets(index, C, encoding="pm1", dtype=X.dtype).reshape(X.shape[0], -1)  # (N, k)
-    phi = resolve_activation(config.activation).phi
-    gen = torch.Generator().manual_seed(int(seed))
-    to = dict(dtype=X.dtype, device=X.device)
-    dims = [X.shape[1]] + [config.width] * depth
-    params = []
-    for fan_in, fan_out in zip(dims[:-1], dims[1:]):
-        W = torch.randn(fan_out, fan_in, generator=gen, dtype=torch.float64) * config.sigma_w / math.sqrt(fan_in)
-        b = torch.randn(fan_out, generator=gen, dtype=torch.float64) * config.sigma_b
-        params += [W.to(**to), b.to(**to)]
-    a = torch.randn(config.width, Y.shape[1], generator=gen, dtype=torch.float64) * config.sigma_a / math.sqrt(config.width)
-    params += [a.to(**to), X.new_zeros(Y.shape[1])]
-    for p in params:
-        p.requires_grad_(True)
-
-    def hidden(ps):
-        h = X
-        for W, b in zip(ps[0:-2:2], ps[1:-2:2]):
-            h = phi(h @ W.T + b)  # (N, width)
-        return h
-
-    t0 = time.perf_counter()
-    with torch.no_grad():
-        nc1_init = nc1_from_features(hidden(params), index).nc1
-    opt = torch.optim.SGD(params, lr=config.lr, weight_decay=config.weight_decay, momentum=config.momentum)
-    for epoch in range(1, config.epochs + 1):
-        opt.zero_grad()
-        loss = ((hidden(params) @ params[-2] + params[-1] - Y) ** 2).mean()
-        if not math.isfinite(float(loss.detach())):
-            raise DivergenceError(f"training diverged at epoch {epoch} (loss {float(loss.detach())}); lower lr", epoch=epoch,
-                                  seeds=(int(seed),))
-        loss.backward()
-        opt.step()
-    with torch.no_grad():
-        H = hidden(params)
-        f = H @ params[-2] + params[-1]
-        loss = float(((f - Y) ** 2).mean())
-        pred = (f[:, 0] > 0).long() if C == 2 else f.argmax(1)
-        acc = float((pred == index).to(torch.float64).mean())
-        nc1 = nc1_from_features(H, index).nc1
-    if not math.isfinite(loss):
-        raise DivergenceError(f"training diverged (final loss {loss}); lower lr", epoch=config.epochs, seeds=(int(seed),))
-    return DeepNetResult(depth, float(nc1_init), float(nc1), loss, acc, time.perf_counter() - t0)
-
-
 def deep_network_grid(splits, d0s, draws: int, depths: Sequence[int], config: TrainingConfig = TrainingConfig(), *,
-                      means=(-2.0, 2.0), std: float = 0.5, seed: int = 0, progress: bool = False) -> pd.DataFrame:
+                      means=(-2.0, 2.0), std: float = 0.5, seed: int = 0, train_dtype: torch.dtype = torch.float64,
+                      progress: bool = False) -> pd.DataFrame:
     """NC1 of the data, the depth-L NNGP and NTK and a trained depth-L net's last hidden layer, on the same draws.
 
     Per (split, d0, draw) of chapter 4's cells and each depth L: "NNGP act", "NTK act" (sigma_a of ``config``),
     "trained net" (:func:`train_deep_network`, extra columns loss, accuracy, nc1_init; seed
-    ``cell_seed(seed, split, d0, draw, depth, "init")``). Extra column ``depth``. A diverged run is a failed row.
+    ``cell_seed(seed, split, d0, draw, depth, "init")``), trained in ``train_dtype`` (a floating torch dtype; the kernels are
+    always float64). Extra column ``depth``. A diverged run is a failed row.
     Book chapter ``12_depth_and_activation``.
     """
     check_grid(splits, d0s, draws)
     act = config.activation
+    if not (isinstance(train_dtype, torch.dtype) and train_dtype.is_floating_point):
+        raise ValueError(f"train_dtype must be a floating torch dtype (torch.float32, torch.float64), got {train_dtype!r}")
 
     def kernels(L):
         def fn(data):
@@ -206,7 +135,8 @@ def deep_network_grid(splits, d0s, draws: int, depths: Sequence[int], config: Tr
         def fn(cells, datas):
             out = []
             for cell, data in zip(cells, datas):
-                r = train_deep_network(data.X, data.labels, depth=L, config=config,
+                X = data.X.to(train_dtype)
+                r = train_deep_network(X, data.labels, depth=L, config=config,
                                        seed=cell_seed(cell.seed, cell.split, cell.d0, cell.draw, L, "init"))
                 out.append({"nc1": r.nc1, "nc1_init": r.nc1_init, "loss": r.loss, "accuracy": r.accuracy,
                             "seconds": r.seconds})
@@ -271,7 +201,7 @@ class HardCell(Cell):
 def hard_data_grid(families: Mapping[str, Sequence[int]], d0s, draws: int, *, config: TrainingConfig = TrainingConfig(),
                    options: Mapping[str, Mapping] | None = None, adaptive: Mapping | None = None,
                    adaptive_draws: int = 1, adaptive_d0s: Sequence[int] | None = None, seed: int = 0,
-                   progress: bool = False) -> pd.DataFrame:
+                   train: bool = True, progress: bool = False) -> pd.DataFrame:
     """NC1 of the data, the two-layer NNGP and NTK, the adaptive (EoS) kernel and trained two-layer nets per family.
 
     Args:
@@ -283,6 +213,7 @@ def hard_data_grid(families: Mapping[str, Sequence[int]], d0s, draws: int, *, co
         adaptive: keyword arguments of :func:`~nckernels.models.adaptive.solve_adaptive_kernel` (width defaults
             to ``config.width``); None: no adaptive rows. The targets are the cell's ``y`` (four-class: -3, -1, 1, 3).
         adaptive_draws: draws per cell with an adaptive solve; adaptive_d0s: the d0 solved (others: skipped rows; None: all).
+        train: False leaves the trained nets out (the kernels only, e.g. to re-compute a committed cell).
 
     Returns:
         :func:`~nckernels.experiments.cells.run_grid` rows with the extra column ``family``; kernels "data",
@@ -314,7 +245,8 @@ def hard_data_grid(families: Mapping[str, Sequence[int]], d0s, draws: int, *, co
         return [{"nc1": net["nc1"], "nc1_pinv": net["nc1_pinv"], "loss": net["loss"], "accuracy": net["accuracy"],
                  "seconds": result.seconds / len(cells)} for _, net in result.final().iterrows()]
 
-    measures.append(Measure("trained net", trained, batched=True))
+    if train:
+        measures.append(Measure("trained net", trained, batched=True))
     cells = [HardCell(tuple(int(n) for n in split), int(d0), draw, seed=seed, family=fam,
                       options=tuple(dict(options.get(fam, {})).items()))
              for fam, split in families.items() for d0 in d0s for draw in range(draws)]

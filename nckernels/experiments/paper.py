@@ -20,8 +20,8 @@ over all runs. A chapter hands its rows out through its parameter ``rows_out``: 
 :data:`~nckernels.experiments.cells.ROW_COLUMNS` first, then ``run``) and writes
 ``RESULTS/NAME.provenance.json`` (commit and whether the tree was dirty, command, wall time, threads and
 device, date, grid and each run's parameters). :func:`paper_results` reads a set back with a one-line
-caption (:func:`provenance_caption`); :func:`reproduce_cell` re-computes the data and kernel rows of its
-smallest cell and first draw from the recorded parameters (``tests/test_paper.py``). Book chapters
+caption (:func:`provenance_caption`); :func:`~nckernels.experiments.reproduce.reproduce_cell` re-computes a cheap part of a
+set from its recorded parameters (``tests/test_paper.py``). Book chapters
 ``05_adaptive_kernel``, ``06_trained_networks`` and ``09_empirical_ntk`` to ``11_agop_trained``.
 """
 from __future__ import annotations
@@ -47,7 +47,7 @@ from .sweeps import SweepGrid, grid_points, init_worker, load_grid, read_records
 
 __all__ = ["PAPER_ROOT", "PAPER_MANIFEST", "PAPER_RESULTS", "PaperSweep", "PaperManifest", "PaperResults",
            "load_manifest", "paper_runs", "save_rows", "run_paper", "export_paper", "paper_results",
-           "provenance_caption", "reproduce_cell"]
+           "provenance_caption"]
 
 PAPER_ROOT = pathlib.Path(__file__).resolve().parents[2]
 """The repository root (the package is installed in place): manifest and folders are relative to it."""
@@ -521,61 +521,3 @@ def paper_results(name: str, folder=None) -> PaperResults | None:
                         na_values={c: ["", "nan", "NaN"] for c in pd.read_csv(csv, nrows=0).columns if c not in text_columns})
     provenance = json.loads(prov.read_text())
     return PaperResults(name, frame, provenance, provenance_caption(provenance))
-
-
-def _run_parameters(result: PaperResults, run: str) -> dict:
-    for entry in result.provenance.get("runs", []):
-        if entry.get("run") == run:
-            return dict(entry.get("parameters") or {})
-    raise ValueError(f"{result.name}: run {run} has no parameters in the provenance")
-
-
-def reproduce_cell(result: PaperResults) -> pd.DataFrame:
-    """Re-compute the data and kernel rows of the smallest cell (least N, least d0) and draw 0 of ``result``.
-
-    The cell is drawn and measured as its chapter did, from the parameters the provenance recorded for its
-    run: chapter ``06_trained_networks`` (data, NNGP, NTK, adaptive: no training), chapter
-    ``05_adaptive_kernel`` (data, NNGP, both adaptive kernels). Returns the committed rows joined with the
-    re-computed ones: columns kernel, nc1 (committed), nc1_now, status, status_now.
-    """
-    from .cells import Cell, Measure, run_grid
-    from .grids import adaptive_measure, network_kernels
-    from ..kernels.two_layer import nngp
-    from ..models.adaptive import LABEL_TERMS, resolve_variances
-    from ..models.training import TrainingConfig
-
-    frame = result.frame
-    chapter = str(result.provenance.get("chapter", ""))
-    data = frame[(frame["draw"] == 0) & (frame["kernel"] == "data")]
-    if data.empty:
-        raise ValueError(f"{result.name}: no data row of draw 0")
-    first = data.sort_values(["N", "d0", "split"]).iloc[0]
-    same = (frame["run"] == first["run"]) & (frame["split"] == first["split"]) & (frame["d0"] == first["d0"]) \
-        & (frame["draw"] == 0)
-    if "part" in frame.columns:
-        same &= frame["part"] == first["part"]
-    cell_rows = frame[same]
-    params = _run_parameters(result, first["run"])
-    split = tuple(int(n) for n in str(first["split"]).split("/"))
-    cell = Cell(split, int(first["d0"]), 0, seed=params.get("seed", 0))
-    if chapter.endswith("06_trained_networks.md"):
-        config = TrainingConfig(width=params["width"], lr=params["lr"], weight_decay=params["weight_decay"],
-                                sigma_a=params["sigma_a"], epochs=params["epochs"])
-        kernels = network_kernels(config, adaptive_max_N=params["adaptive_max_N"])
-        measures = [Measure(k, fn) for k, fn in kernels.items()]
-        between = config.between_weights
-    elif chapter.endswith("05_adaptive_kernel.md"):
-        sigma_a2 = params.get("sigma_a2", 1 / 128)
-        sigma_w_nngp = math.sqrt(resolve_variances(sigma_a2=sigma_a2)[0])
-        measures = [Measure("NNGP", lambda d: nngp(d.X, sigma_w=sigma_w_nngp))]
-        measures += [Measure(f"adaptive ({lt})", adaptive_measure(lt, width=params.get("width", 500),
-                                                                  noise_var=params.get("noise_var", 1e-6),
-                                                                  sigma_a2=sigma_a2, tol=params.get("tol", 1e-10)))
-                     for lt in LABEL_TERMS]
-        between = "uniform"
-    else:
-        raise ValueError(f"{result.name}: no cheap re-computation is defined for chapter {chapter or '?'}")
-    now = run_grid([cell], measures, between_weights=between)
-    merged = cell_rows[["kernel", "nc1", "status"]].merge(
-        now[["kernel", "nc1", "status"]].rename(columns={"nc1": "nc1_now", "status": "status_now"}), on="kernel", how="left")
-    return merged.reset_index(drop=True)
