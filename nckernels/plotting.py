@@ -509,6 +509,8 @@ def plot_kernel_lines(ax, frame, *, x="d0", value="log10_nc1", hue="kernel", sty
             if grp.empty:
                 continue
             stats = grp.groupby(x)[value].agg(["mean", "std"]).fillna(0.0)
+            if stats.empty:  # no row of this level has an x value (e.g. data rows without a depth): no line, no legend entry
+                continue
             label = str(level) if sty is None or str(sty) in str(level) else f"{level}, {sty}"
             label = label.replace("(1/C)", "($1/C$)").replace("(n_c/N)", "($n_c/N$)")
             ls = WEIGHTING_STYLES.get(sty, "-") if sty is not None else linestyle_of(level)
@@ -523,6 +525,12 @@ def plot_kernel_lines(ax, frame, *, x="d0", value="log10_nc1", hue="kernel", sty
                 ax.axhline(lim["d0=inf"], color=color_of(level), linestyle=":", linewidth=1)
     if logx:
         ax.set_xscale("log", base=logx)
+    else:
+        xs = frame[x].dropna()
+        if len(xs) and bool((xs == xs.round()).all()):  # integer x (depth, layers): integer ticks only
+            from matplotlib.ticker import MaxNLocator
+
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel(xlabel or ("$d_0$" if x == "d0" else x))
     if ylabel is not None:
         ax.set_ylabel(ylabel)

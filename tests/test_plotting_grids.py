@@ -54,3 +54,17 @@ def test_convergence_map_reads_status_ok():
     plot_training_curves(ax, history, "nc1")
     assert len(ax.get_lines()) == 1
     plt.close(fig)
+
+
+def test_kernel_lines_skip_levels_without_x_and_use_integer_ticks_on_a_linear_axis():
+    rows = [{"kernel": k, "depth": d, "draw": r, "status": "ok", "log10_nc1": -1.0 - 0.1 * d + 0.01 * r}
+            for k in ("NNGP erf", "NTK erf") for d in (1, 2, 3, 4) for r in (0, 1)]
+    rows += [{"kernel": "data", "depth": float("nan"), "draw": r, "status": "ok", "log10_nc1": -0.5} for r in (0, 1)]
+    fig, ax = plt.subplots()
+    nk.plotting.plot_kernel_lines(ax, pd.DataFrame(rows), x="depth", logx=None, order=["data", "NNGP erf", "NTK erf"])
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["NNGP erf", "NTK erf"]  # no legend entry for a level with nothing drawn
+    fig.canvas.draw()
+    ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+    assert ticks and all(float(t).is_integer() for t in ticks), ticks
+    plt.close(fig)
