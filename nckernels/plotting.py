@@ -24,11 +24,16 @@ def _ax_first(ax, data):
     return ax, data
 
 
-def plot_mean_band(ax, x, mean, std, *, label=None, marker="o", **kw):
-    """A line of means with a +-1 std band."""
+def plot_mean_band(ax, x, mean, std, *, label=None, marker="o", band="fill", **kw):
+    """A line of means with a +-1 std band: shaded (``band="fill"``) or two thin dashed lines (``"lines"``, for a
+    line drawn over others, whose shading would mix with theirs)."""
     x, mean, std = (np.asarray(v, dtype=float) for v in (x, mean, std))
     (line,) = ax.plot(x, mean, marker=marker, label=label, **kw)
-    ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)
+    if band == "lines":
+        for edge in (mean - std, mean + std):
+            ax.plot(x, edge, color=line.get_color(), linestyle="--", linewidth=0.7, zorder=line.get_zorder())
+    else:
+        ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)
     return line
 
 
@@ -647,8 +652,10 @@ def plot_kernel_overlay(ax, summary, *, level, group="N", kernels=OVERLAY_KINDS,
     for kind in kernels:
         grp = sub[sub["kernel"] == kind].sort_values(x)
         if len(grp):
+            net = kind == "trained net"  # drawn on top, its spread as dashed lines (a shaded band would mix colours)
             plot_mean_band(ax, grp[x], grp[f"{value}_mean"], grp[f"{value}_std"].fillna(0.0), label=kind,
-                           color=color_of(kind), markersize=3, lw=2.2 if kind == "trained net" else 1.2)
+                           color=color_of(kind), markersize=3, lw=2.2 if net else 1.2, zorder=3 if net else 2,
+                           band="lines" if net else "fill")
     ax.set_xscale("log", base=2)
     ax.set_xlabel(f"${x[0]}_{x[1:]}$" if x == "d0" else x)
     ax.set_title(title or f"{group} = {level}", fontsize=9)
