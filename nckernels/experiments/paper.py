@@ -22,7 +22,7 @@ over all runs. A chapter hands its rows out through its parameter ``rows_out``: 
 device, date, grid and each run's parameters). :func:`paper_results` reads a set back with a one-line
 caption (:func:`provenance_caption`); :func:`~nckernels.experiments.reproduce.reproduce_cell` re-computes a cheap part of a
 set from its recorded parameters (``tests/test_paper.py``). Book chapters
-``05_adaptive_kernel``, ``06_trained_networks`` and ``09_empirical_ntk`` to ``11_agop_trained``.
+``05_adaptive_kernel``, ``06_trained_networks`` and ``09_empirical_ntk`` to ``13_hard_data``.
 """
 from __future__ import annotations
 
