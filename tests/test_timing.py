@@ -30,3 +30,18 @@ def test_load_timings_and_missing_cache(tmp_path):
     rows, machine = load_timings(path)
     assert machine == {"threads": 2} and rows["size"].tolist() == [4]
     assert chapter_times(tmp_path / "no_cache").empty
+
+
+def test_paper_times_adds_runs_per_set_and_counts_each_session_once(tmp_path):
+    from nckernels.experiments.timing import paper_times
+
+    shared = {"started": "2026-11-30T07:00:00", "seconds": 600.0}
+    for name, runs, secs, sessions in [("a", 2, 100.0, [shared]), ("b", 1, 50.0, [shared, {"started": "x", "seconds": 30.0}])]:
+        (tmp_path / f"{name}.provenance.json").write_text(json.dumps(
+            {"name": name, "n_runs": runs, "failed_runs": 0, "run_seconds": secs, "workers": 2, "threads_per_run": 1,
+             "device": "cpu", "last_finished": "2026-11-30T08:00:00", "sessions": sessions}))
+    sets, wall = paper_times(tmp_path)
+    assert list(sets["set"]) == ["a", "b"] and sets["run_seconds"].sum() == 150.0
+    assert wall == 630.0 and list(sets["finished"]) == ["2026-11-30"] * 2
+    empty, none = paper_times(tmp_path / "missing")
+    assert empty.empty and none == 0.0

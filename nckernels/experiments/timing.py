@@ -2,7 +2,8 @@
 
 Layer 5, experiments; imports nothing from the package. Used by the appendix ``appendix_scaling`` (book
 chapter ``appendix_scaling``), which reads the benchmarks' recorded output (``book/data/benchmarks/*.json``,
-written by ``benchmarks/bench_scaling.py`` and ``benchmarks/bench_eos.py``) and the book's execution cache.
+written by ``benchmarks/bench_scaling.py`` and ``benchmarks/bench_eos.py``), the book's execution cache and the
+provenance of the committed paper-scale result sets (``book/results/*.provenance.json``, written by ``make paper``).
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pathlib
 import numpy as np
 import pandas as pd
 
-__all__ = ["fit_power_law", "load_timings", "chapter_times"]
+__all__ = ["fit_power_law", "load_timings", "chapter_times", "paper_times"]
 
 
 def fit_power_law(sizes, seconds) -> tuple[float, float]:
@@ -64,3 +65,25 @@ def chapter_times(cache_dir) -> pd.DataFrame:
         return pd.DataFrame(columns=columns)
     frame = pd.DataFrame(rows).sort_values("executed").drop_duplicates("chapter", keep="last")
     return frame.sort_values("chapter").reset_index(drop=True)[columns]
+
+
+def paper_times(results_dir) -> tuple[pd.DataFrame, float]:
+    """What ``make paper`` cost, from the provenance files of the committed result sets in ``results_dir``.
+
+    Returns (one row per set: set, runs, failed, run_seconds (the runs' wall times added up), workers,
+    threads_per_run, device, finished (date of its last run)), and the wall time of the ``make paper``
+    sessions that produced them (each session counted once, also when it ran several sets). Empty frame and
+    0.0 when no set is committed. Chapter ``appendix_scaling``.
+    """
+    results_dir = pathlib.Path(results_dir)
+    columns = ["set", "runs", "failed", "run_seconds", "workers", "threads_per_run", "device", "finished"]
+    rows, sessions = [], {}
+    for path in sorted(results_dir.glob("*.provenance.json")) if results_dir.is_dir() else []:
+        prov = json.loads(path.read_text(encoding="utf-8"))
+        rows.append({"set": prov.get("name", path.name.split(".")[0]), "runs": int(prov.get("n_runs", 0)),
+                     "failed": int(prov.get("failed_runs", 0)), "run_seconds": float(prov.get("run_seconds") or 0.0),
+                     "workers": prov.get("workers"), "threads_per_run": prov.get("threads_per_run"),
+                     "device": prov.get("device"), "finished": str(prov.get("last_finished", ""))[:10]})
+        for session in prov.get("sessions") or []:
+            sessions[session.get("started", id(session))] = float(session.get("seconds") or 0.0)
+    return pd.DataFrame(rows, columns=columns), float(sum(sessions.values()))
