@@ -311,12 +311,8 @@ def solve_adaptive_kernel(
         halvings = 0
         while eps_done < target:
             eps = target if halvings == 0 else eps_done + (target - eps_done) / 2**halvings
-            ev0 = evaluate(problem, predict_start(path, eps), 1.0 / eps, workspace=workspace)
-            if ev0.new_Sigma is None and len(path) > 1:  # the extrapolated start is outside the domain
-                ev0 = evaluate(problem, path[-1][1], 1.0 / eps, workspace=workspace)
-            evals += 1
-            ev, it, e, cause = anderson_step(problem, ev0, 1.0 / eps, tol=step, max_iter=max_iter, memory=memory,
-                                             damping=damping, workspace=workspace)
+            ev, it, e, cause = _solve_at(problem, path, eps, tol=step, max_iter=max_iter, memory=memory,
+                                         damping=damping, workspace=workspace)
             iters += it
             evals += e
             if cause:
@@ -347,6 +343,19 @@ def solve_adaptive_kernel(
     return _finish(problem, ev, rows, total_evals, width, tol)
 
 
+def _solve_at(problem: EoSProblem, path, eps: float, *, tol, max_iter, memory, damping, workspace):
+    """One step of the annealing at 1/kappa = ``eps``: warm start by :func:`predict_start` from ``path`` (the
+    last solution when the extrapolation leaves the domain), then :func:`anderson_step`. Returns (evaluation,
+    iterations, evaluations including the start's, cause). Chapter ``05_adaptive_kernel``.
+    """
+    ev0 = evaluate(problem, predict_start(path, eps), 1.0 / eps, workspace=workspace)
+    if ev0.new_Sigma is None and len(path) > 1:  # the extrapolated start is outside the domain
+        ev0 = evaluate(problem, path[-1][1], 1.0 / eps, workspace=workspace)
+    ev, it, e, cause = anderson_step(problem, ev0, 1.0 / eps, tol=tol, max_iter=max_iter, memory=memory,
+                                     damping=damping, workspace=workspace)
+    return ev, it, e + 1, cause
+
+
 def _continue(problem: EoSProblem, nngp, first: float, width: float, *, tol, step_tol, carry, labels, max_iter,
               memory, damping, max_halvings, grow_below, strict, workspace) -> AdaptiveKernelResult:
     """The fallback of the ``"adaptive"`` schedule: continuation in 1/kappa from the NNGP (1/kappa = 0) to
@@ -366,13 +375,10 @@ def _continue(problem: EoSProblem, nngp, first: float, width: float, *, tol, ste
             eps = target
         last = eps == target
         step = tol if last else step_tol
-        ev0 = evaluate(problem, predict_start(path, eps), 1.0 / eps, workspace=workspace)
-        if ev0.new_Sigma is None and len(path) > 1:  # the extrapolated start is outside the domain
-            ev0 = evaluate(problem, path[-1][1], 1.0 / eps, workspace=workspace)
-        ev, it, e, cause = anderson_step(problem, ev0, 1.0 / eps, tol=step, max_iter=max_iter, memory=memory,
-                                         damping=damping, workspace=workspace)
+        ev, it, e, cause = _solve_at(problem, path, eps, tol=step, max_iter=max_iter, memory=memory,
+                                     damping=damping, workspace=workspace)
         iters += it
-        evals += e + 1
+        evals += e
         if cause:
             halvings += 1
             if halvings <= max_halvings:
@@ -393,7 +399,7 @@ def _continue(problem: EoSProblem, nngp, first: float, width: float, *, tol, ste
         rows.append(dict(step_row(width if last else 1.0 / eps, ev, labels, y, iters, evals, 1, ""), tol=step))
         path = (path + [(eps, ev.Sigma)])[-3:]
         h = eps - eps_done
-        if e + 1 <= grow_below:  # this attempt's evaluations (not a failed jump's or halving's)
+        if e <= grow_below:  # this attempt's evaluations (not a failed jump's or halving's)
             h *= 2
         eps_done, halvings, iters, evals = eps, 0, 0, 0
     return _finish(problem, ev, rows, total_evals, width, tol)
