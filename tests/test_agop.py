@@ -104,6 +104,23 @@ def test_bad_input():
         agop.train_mlp(torch.randn(4, 3, dtype=torch.float64), torch.zeros(4), epochs=1)
 
 
+def test_layer_analysis_records_a_dead_layer():
+    # a layer whose units are all off (relu(W h + b) = 0 on every sample) leaves NC1 undefined downstream:
+    # the analysis records NaN and the dead units instead of failing the whole training run
+    g = torch.Generator().manual_seed(4)
+    data = nk.gaussian_classes([12, 12], 5, generator=g)
+    model = agop.MLP(5, 6, 3, 2, generator=g)
+    with torch.no_grad():
+        model.hidden[1].bias.fill_(-1e3)  # W h + b < 0 for every sample and unit
+    frame = agop.mlp_layer_analysis(model, data.X, data.labels).set_index("layer")
+    assert list(frame["dead_units"]) == [frame.loc[1, "dead_units"], 6, 6]
+    assert frame.loc[1, "dead_units"] < 6 and math.isfinite(frame.loc[1, "nc1_output"])
+    assert math.isnan(frame.loc[2, "nc1_output"]) and math.isnan(frame.loc[3, "nc1_input"])
+    assert math.isfinite(frame.loc[2, "nc1_svt"])  # S V^T h of a live input is defined
+    with pytest.raises(ValueError, match="X must have 5 columns"):
+        agop.mlp_layer_analysis(model, data.X[:, :4], data.labels)
+
+
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_mlp_agop_on_cuda():

@@ -86,12 +86,25 @@ def _svt(lin: nn.Linear, h: torch.Tensor) -> torch.Tensor:
     return (h @ Vh.T) * S  # (n, d) @ (d, r) -> (n, r), columns scaled by S
 
 
+def _layer_nc1(H: torch.Tensor, index: torch.Tensor) -> float:
+    """NC1 of features H, or NaN where every class has the same mean (a dead layer: relu(W h + b) the same
+    vector for every sample, so NC1 is undefined); other bad input still raises."""
+    try:
+        return nc1_from_features(H, index).nc1
+    except ValueError as err:
+        if "between-class trace is 0" in str(err):
+            return float("nan")
+        raise
+
+
 def mlp_layer_analysis(model: MLP, X, labels, *, with_agop: bool = True) -> pd.DataFrame:
     """Per hidden layer l: NC1 of its input h, of S V^T h, of relu(W h + b); NFA corr(W^T W, AGOP_l^{1/2}).
 
     X (n, d), labels (n,) -> DataFrame with columns layer (1-based), nc1_input, nc1_svt, nc1_output,
-    nfa (NaN when ``with_agop`` is False).
-    Eqs. ``agopt-svt`` and ``agopt-nfa`` of chapter ``11_agop_trained``.
+    nfa (NaN when ``with_agop`` is False), dead_units (units of relu(W h + b) with the same value on every
+    sample). An NC1 is NaN where it is undefined because the class means coincide (a dead layer: a training
+    run that kills a layer is recorded, not lost). Eqs. ``agopt-svt`` and ``agopt-nfa`` of chapter
+    ``11_agop_trained``.
     """
     check_model(model)
     X = check_matrix(X, "X")
@@ -104,9 +117,9 @@ def mlp_layer_analysis(model: MLP, X, labels, *, with_agop: bool = True) -> pd.D
         hs = model.layer_inputs(X.to(next(model.parameters()).dtype))
     for l, lin in enumerate(model.hidden):
         h, out = hs[l], hs[l + 1]
-        row = {"layer": l + 1, "nc1_input": nc1_from_features(h, index).nc1,
-               "nc1_svt": nc1_from_features(_svt(lin, h), index).nc1,
-               "nc1_output": nc1_from_features(out, index).nc1, "nfa": float("nan")}
+        row = {"layer": l + 1, "nc1_input": _layer_nc1(h, index), "nc1_svt": _layer_nc1(_svt(lin, h), index),
+               "nc1_output": _layer_nc1(out, index), "nfa": float("nan"),
+               "dead_units": int((out.amax(0) == out.amin(0)).sum())}
         if with_agop:
             G = model_agop(lambda z, s=l: model.tail(z, s), h)
             if float(G.abs().max()) > 0:  # a dead sub-network has no AGOP to compare with
