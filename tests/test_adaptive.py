@@ -240,16 +240,17 @@ def _rel(a, b):
     return float((a - b).norm() / b.norm())
 
 
+@pytest.mark.parametrize("inverse", ["cholesky_inverse", "triangular_solves"])
 @pytest.mark.parametrize("label_term", ["eos", "reference"])
 @pytest.mark.parametrize("noise_var", [1e-6, 1e-2])
-def test_fast_evaluation_equals_written_out_evaluation(label_term, noise_var):
+def test_fast_evaluation_equals_written_out_evaluation(label_term, noise_var, inverse):
     # random problems (sizes, Sigma, targets); one workspace shared by all evaluations of a problem
     gen = torch.Generator().manual_seed(11)
     for N, d0 in [(37, 5), (64, 16), (90, 3)]:
         data = nk.gaussian_classes([N // 2, N - N // 2], d0, generator=gen)
         y = data.y + 0.3 * torch.randn(N, generator=gen, dtype=torch.float64)
         problem = make_problem(data.X, y, noise_var=noise_var, sigma_w=1.3, sigma_a=0.4, label_term=label_term)
-        ws = EoSWorkspace(problem)
+        ws = EoSWorkspace(problem, inverse=inverse)
         for _ in range(2):
             Sigma = _random_spd(d0, gen, scale=2.0)
             kappa = 300.0
@@ -266,6 +267,20 @@ def test_fast_evaluation_equals_written_out_evaluation(label_term, noise_var):
             assert _rel(fast.kernel, slow.kernel) <= 1e-12
             assert _rel(fast.fbar, slow.fbar) <= 1e-10
             assert math.isclose(fast.residual, slow.residual, rel_tol=1e-10)
+
+
+def test_workspace_inverse_route(small):
+    problem = make_problem(small.X, small.y, noise_var=1e-6)
+    with pytest.raises(ValueError, match="inverse must be"):
+        EoSWorkspace(problem, inverse="lu")
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert EoSWorkspace(problem).inverse == "cholesky_inverse"
+        torch.set_num_threads(2)
+        assert EoSWorkspace(problem).inverse == "triangular_solves"
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_fast_evaluation_reports_undefined_map(small):

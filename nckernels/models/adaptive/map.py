@@ -89,15 +89,24 @@ def precision_step(problem: EoSProblem, Sigma, G, kappa):
 
 class EoSWorkspace:
     """Reusable (N, N) buffers of one problem for :func:`evaluate` (K, sqrt of the half gap, the Cholesky
-    factor, the inverse, the identity).
+    factor, the inverse, the identity) and its route to (Q1 + sigma^2 I)^{-1}: ``inverse`` "cholesky_inverse"
+    (LAPACK potri, N^3 / 3 + N^3 / 3 flops, serial) or "triangular_solves" (two solves against I, 2 N^3 flops,
+    parallel); None picks potri on a CPU with one torch thread (1.9x faster there at N = 2048) and the solves
+    otherwise (faster and steadier on a shared multi-core CPU). Both agree to rounding.
 
     Reusing them avoids allocating (and first-touching) fresh N x N arrays at every evaluation. No result of
     :func:`evaluate` refers to them, so every evaluation may share one workspace. Chapter ``05_adaptive_kernel``.
     """
 
-    def __init__(self, problem: EoSProblem):
+    def __init__(self, problem: EoSProblem, *, inverse: str | None = None):
         X = problem.X
         N = X.shape[0]
+        if inverse is None:  # potri does a third of the flops of two triangular solves against I, but is serial
+            on_one_core = X.device.type == "cpu" and torch.get_num_threads() == 1
+            inverse = "cholesky_inverse" if on_one_core else "triangular_solves"
+        if inverse not in ("cholesky_inverse", "triangular_solves"):
+            raise ValueError(f"inverse must be 'cholesky_inverse' or 'triangular_solves', got {inverse!r}")
+        self.inverse = inverse
         self.K = X.new_empty(N, N)
         self.R = X.new_empty(N, N)
         self.L = X.new_empty(N, N)
@@ -134,9 +143,11 @@ def evaluate(problem: EoSProblem, Sigma: torch.Tensor, kappa: float, *, workspac
         return EoSEvaluation(Sigma, None, Q, y.new_full(y.shape, float("nan")), math.inf, "Q1 + noise_var I is not positive definite")
     alpha = torch.cholesky_solve(y[:, None], L)[:, 0]  # (Q1 + sigma^2 I)^{-1} y, (N,)
     fbar = y - noise_var * alpha
-    # (Q1 + sigma^2 I)^{-1} by two triangular solves against I: on a shared CPU this parallel route is
-    # faster and steadier than cholesky_inverse (LAPACK potri), and the same to rounding
-    A = torch.cholesky_solve(w.eye, L, out=w.W)
+    # (Q1 + sigma^2 I)^{-1}, by the workspace's route (the same to rounding)
+    if w.inverse == "cholesky_inverse":
+        A = torch.cholesky_inverse(L, out=w.W)
+    else:
+        A = torch.cholesky_solve(w.eye, L, out=w.W)
     if problem.label_term == "eos":
         A.addr_(alpha, alpha, beta=-1.0)  # A = alpha alpha^T - (Q1 + sigma^2 I)^{-1}  (t t^T / sigma^4 = alpha alpha^T)
     else:  # reference: sigma^2 T T^T = sigma^2 U M U^T with U = [1, fbar] (N, 2), M = [[|y|^2, -sum y], [-sum y, N]]
