@@ -189,6 +189,13 @@ def _code_state() -> dict:
     return {"commit": commit or "unknown", "dirty": dirty}
 
 
+def _command_line() -> str:
+    """The command that started this process, as typed: ``python -m nckernels ...`` for the package's entry point."""
+    name = pathlib.Path(sys.argv[0]).name
+    head = ["python", "-m", "nckernels"] if name == "__main__.py" else [name]
+    return " ".join([*head, *sys.argv[1:]])
+
+
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
@@ -229,7 +236,7 @@ def run_paper(manifest=None, *, workers: int = 1, names: Sequence[str] | None = 
                 todo.append((sweep, key, params))
     threads = max(1, (os.cpu_count() or 1) // workers)
     session = {"started": _now(), **_code_state(), "workers": workers, "threads_per_run": threads,
-               "cpu_count": os.cpu_count(), "command": " ".join([pathlib.Path(sys.argv[0]).name, *sys.argv[1:]]),
+               "cpu_count": os.cpu_count(), "command": _command_line(),
                "python": platform.python_version(), "machine": platform.platform()}
     start = time.perf_counter()
     bar = None
