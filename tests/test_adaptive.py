@@ -331,3 +331,17 @@ def test_adaptive_failure_raises_with_history(small):
         solve_adaptive_kernel(small.X, small.y, width=50, schedule="fastest")
     with pytest.raises(ValueError, match="step_tol"):
         solve_adaptive_kernel(small.X, small.y, width=50, step_tol=0.0)
+
+
+def test_continuation_step_never_halves_below_its_floor(small):
+    # every step fails; with unlimited halvings the step would shrink until 1/kappa stops changing (a division by
+    # zero in the warm start): it stops at MIN_CONTINUATION_STEP of 1/width and says so
+    from nckernels.models.adaptive.solver import MIN_CONTINUATION_STEP
+
+    kw = dict(width=50, max_iter=1, tol=1e-300, step_tol=1e-300, max_halvings=10_000)
+    with pytest.raises(EoSConvergenceError, match="cannot halve below") as info:
+        solve_adaptive_kernel(small.X, small.y, schedule="adaptive", **kw)
+    step = 1.0 / info.value.kappa  # the last attempted step from 1/kappa = 0
+    assert MIN_CONTINUATION_STEP / 50 <= step < 2 * MIN_CONTINUATION_STEP / 50
+    res = solve_adaptive_kernel(small.X, small.y, schedule="adaptive", strict=False, **kw)
+    assert not res.converged and "cannot halve below" in res.history.cause.iloc[-1]

@@ -365,6 +365,7 @@ def _continue(problem: EoSProblem, nngp, first: float, width: float, *, tol, ste
     """
     y = problem.y
     target = 1.0 / width
+    min_step = MIN_CONTINUATION_STEP * target  # a step never halves below this (the path cannot stall in place)
     path = [(0.0, nngp)]  # (1/kappa, converged Sigma)
     rows, total_evals = [], 0
     iters, evals = carry
@@ -381,9 +382,11 @@ def _continue(problem: EoSProblem, nngp, first: float, width: float, *, tol, ste
         evals += e
         if cause:
             halvings += 1
-            if halvings <= max_halvings:
+            if halvings <= max_halvings and (eps - eps_done) / 2 >= min_step:
                 h = (eps - eps_done) / 2
                 continue
+            if halvings <= max_halvings:
+                cause += f" (the step in 1/kappa cannot halve below {MIN_CONTINUATION_STEP:g} of 1/width)"
             total_evals += evals
             rows.append(dict(step_row(1.0 / eps, ev, labels, y, iters, evals, 0, cause), tol=step))
             history = pd.DataFrame(rows)
@@ -403,6 +406,11 @@ def _continue(problem: EoSProblem, nngp, first: float, width: float, *, tol, ste
             h *= 2
         eps_done, halvings, iters, evals = eps, 0, 0, 0
     return _finish(problem, ev, rows, total_evals, width, tol)
+
+
+MIN_CONTINUATION_STEP = 1e-6
+"""The smallest step of the continuation in 1/kappa, relative to 1/width: a step that fails at this size fails
+the solve (without it, repeated halvings could shrink the step below the rounding of 1/kappa)."""
 
 
 def _symmetric(Q):
