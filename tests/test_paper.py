@@ -60,7 +60,7 @@ def test_paper_runs_exports_and_reads_back(tmp_path, capsys):
     assert prov["n_runs"] == 2 and prov["failed_runs"] == 0 and prov["rows"] == len(frame)
     assert prov["parameters"]["Ns"] == [[8], [12]] and prov["parameters"]["d0s"] == [1, 3]
     assert len(prov["commit"]) in (7, 40) or prov["commit"] == "unknown"
-    assert res.caption.startswith("book scale: 2 runs of 2 draws, 0 failed; commit ")  # the toy grid names no scale
+    assert res.caption.startswith("book scale: 2 runs of 2 draws, 0 failed runs, ")  # the toy grid names no scale  # the toy grid names no scale
     # resumable: a second session runs nothing and exports the same rows
     runs = nk.run_paper(manifest, progress=False)
     assert runs.empty
@@ -89,8 +89,11 @@ def test_manifest_errors_name_the_problem(tmp_path):
 def test_caption_says_scale_runs_commit_date_threads():
     prov = {"n_runs": 20, "failed_runs": 0, "parameters": {"draws": 10, "epochs": 1000}, "commit": "abc1234def",
             "dirty": False, "last_finished": "2026-11-30T05:00:00", "threads_per_run": 2, "device": "cpu"}
-    assert nk.provenance_caption(prov) == ("paper scale: 20 runs of 10 draws and 1000 epochs, 0 failed; "
+    assert nk.provenance_caption(prov) == ("paper scale: 20 runs of 10 draws and 1000 epochs, 0 failed runs; "
                                            "commit abc1234, 2026-11-30, 2 threads")
+    prov.update(run_seconds=672.0, failed_runs=1)
+    assert nk.provenance_caption(prov).startswith("paper scale: 20 runs of 10 draws and 1000 epochs, 1 failed run, "
+                                                  "11.2 min of run time; commit abc1234")
 
 
 def test_reproduce_cell_recomputes_a_chapter_6_cell():

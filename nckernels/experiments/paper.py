@@ -486,9 +486,9 @@ def export_paper(manifest=None, *, names: Sequence[str] | None = None, command: 
 
 
 def provenance_caption(provenance: Mapping[str, Any]) -> str:
-    """One line for a figure caption: "paper scale: 20 runs of 10 draws and 1000 epochs, 0 failed; commit
-    abc1234, 2026-11-30, 2 threads" (the grid's scale; draws and epochs when the runs have them; "+dirty" for
-    a dirty tree; the device instead of threads when not the CPU). Book chapter ``06_trained_networks``."""
+    """One line for a figure caption: "paper scale: 20 runs of 10 draws and 1000 epochs, 0 failed runs, 11.2 min of
+    run time; commit abc1234, 2026-11-30, 2 threads" (the grid's scale; draws and epochs when the runs have them;
+    the summed run time when recorded; "+dirty" for a dirty tree; the device instead of threads when not the CPU). Book chapter ``06_trained_networks``."""
     params = provenance.get("parameters") or {}
     size = []
     for key, word in (("draws", "draws"), ("epochs", "epochs")):
@@ -507,7 +507,10 @@ def provenance_caption(provenance: Mapping[str, Any]) -> str:
         where = f"{device}" if not isinstance(device, list) else "/".join(map(str, device))
     grid = provenance.get("grid")
     scale = (grid.get("scale") or "book") if isinstance(grid, Mapping) else "paper"
-    return f"{scale} scale: {what}, {provenance.get('failed_runs', 0)} failed; commit {commit}, {date}, {where}"
+    seconds = provenance.get("run_seconds")
+    took = f", {float(seconds) / 60:.1f} min of run time" if seconds is not None else ""
+    failed = provenance.get("failed_runs", 0)
+    return f"{scale} scale: {what}, {failed} failed run{'s' if failed != 1 else ''}{took}; commit {commit}, {date}, {where}"
 
 
 def paper_results(name: str, folder=None) -> PaperResults | None:
