@@ -25,7 +25,7 @@ from .validation import (check_choice, check_finite, check_int, check_labels, ch
                          check_positive, check_psd)
 
 __all__ = [
-    "NC1Result", "BETWEEN_WEIGHTS", "nc1_from_features", "batched_feature_nc1", "nc1_from_kernel",
+    "NC1Result", "UndefinedNC1Error", "BETWEEN_WEIGHTS", "nc1_from_features", "batched_feature_nc1", "nc1_from_kernel",
     "nc1_from_block_sums", "class_block_sums", "class_means", "nc2_gram_distance", "nc2_cosine_mse",
     "nc2_etf_distance", "nc2_from_features", "nc3_self_duality", "CollapseMetrics", "collapse_metrics",
     "BlockMeans", "block_means", "block_contrast", "kernel_alignment", "invariant", "InvariantStats", "invariant_stats",
@@ -50,13 +50,21 @@ class NC1Result:
     nc1_pinv: float | None = None
 
 
+class UndefinedNC1Error(ValueError):
+    """NC1 is undefined: the between-class trace is 0 (every class has the same mean), e.g. a dead network layer.
+
+    A ValueError, so existing handlers keep working; callers that record such a case (a missing value with its
+    reason) catch this type instead of matching the message. Chapter ``02_nc1_from_kernel``.
+    """
+
+
 def _finish(tw: torch.Tensor, tb: torch.Tensor, weights, sizes, pinv=None) -> NC1Result:
     tw, tb = float(tw), float(tb)
     if not (math.isfinite(tw) and math.isfinite(tb)):
         raise ValueError(f"the within/between traces are not finite ({tw:.3g}, {tb:.3g}): the features or kernel "
                          "entries are too large for their dtype; rescale them")
     if not tb > 0:
-        raise ValueError(
+        raise UndefinedNC1Error(
             f"the between-class trace is {tb:.3g} (class means coincide); NC1 is undefined for this input"
         )
     return NC1Result(tw, tb, tw / tb, weights, tuple(int(n) for n in sizes), pinv)

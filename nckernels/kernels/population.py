@@ -24,6 +24,7 @@ import torch
 
 from .duals import get_activation
 from .two_layer import ntk_from_parts
+from ..metrics import UndefinedNC1Error
 from ..validation import check_choice, check_int, check_matrix, check_nonnegative, check_positive, check_vector
 
 __all__ = ["PopulationNC1", "nc1_from_class_expectations", "population_nc1_1d", "population_nc1_large_d0", "KERNEL_KINDS"]
@@ -71,7 +72,7 @@ def nc1_from_class_expectations(diag, cross) -> PopulationNC1:
     tw = float(np.mean(diag - np.diag(cross)))
     tb = float(np.mean(np.diag(cross)) - cross.mean())
     if not tb > 0:
-        raise ValueError(f"the between-class trace is {tb:.3g} (the class means coincide in feature space); "
+        raise UndefinedNC1Error(f"the between-class trace is {tb:.3g} (the class means coincide in feature space); "
                          "the population NC1 is undefined")
     return PopulationNC1(tw, tb)
 

@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..metrics import matrix_correlation, nc1_from_features, nfa_correlation, psd_sqrt  # noqa: F401  (re-exported)
+from ..metrics import UndefinedNC1Error, matrix_correlation, nc1_from_features, nfa_correlation, psd_sqrt  # noqa: F401  (re-exported)
 from ..data.targets import class_targets
 from ..errors import DivergenceError
 from .mlp import MLPNetwork
@@ -91,10 +91,8 @@ def _layer_nc1(H: torch.Tensor, index: torch.Tensor) -> float:
     vector for every sample, so NC1 is undefined); other bad input still raises."""
     try:
         return nc1_from_features(H, index).nc1
-    except ValueError as err:
-        if "between-class trace is 0" in str(err):
-            return float("nan")
-        raise
+    except UndefinedNC1Error:
+        return float("nan")
 
 
 def mlp_layer_analysis(model: MLP, X, labels, *, with_agop: bool = True) -> pd.DataFrame:
