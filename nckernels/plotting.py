@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .style import status_colormap
+
 __all__ = ["plot_imbalance_error", "plot_mean_band", "plot_heatmap", "plot_width_convergence", "plot_grid_lines",
            "plot_kernel_means", "plot_summary_grid", "plot_layer_collapse", "plot_agop_spectra", "plot_class_gram",
            "plot_layer_steps", "plot_nfa_history"]
@@ -131,7 +133,7 @@ def plot_convergence_map(ax, frame, *, x="width", y="noise_var", title=None, xla
         ok = row["status"] == "ok"
         grid[i, j] = 1.0 if ok else 0.0
         ax.text(j, i, f"{int(row['evaluations'])}" if ok else "fail", ha="center", va="center", fontsize=8)
-    ax.imshow(grid, cmap="RdYlGn", vmin=-0.5, vmax=1.5, origin="lower", aspect="auto")
+    ax.imshow(grid, cmap=status_colormap(), vmin=0.0, vmax=1.0, origin="lower", aspect="auto")
     ax.set_xticks(range(len(xs)), [f"{v:g}" for v in xs])
     ax.set_yticks(range(len(ys)), [f"{v:g}" for v in ys])
     names = {"width": "width $h$", "noise_var": r"noise variance $\sigma^2$", "d0": "$d_0$"}
@@ -571,7 +573,8 @@ def plot_solver_failures(ax, frame, *, x="width", by="d0", value="nc1"):
 
 
 def format_table(frame, *, decimals=3, missing="\u2013", note=None, caption=None, max_rows=None, formats=None):
-    """A DataFrame for the page: fixed ``decimals``, missing values as ``missing`` (a dash) with ``note`` as a
+    """A DataFrame for the page: fixed ``decimals`` (a non-zero value too small for them in scientific notation),
+    missing values as ``missing`` (a dash) with ``note`` as a
     footnote below the table, at most ``max_rows`` rows (the rest summarised in the footnote); a pandas Styler.
     ``formats``: {column: format string} for columns that need another format (e.g. ``"{:.1e}"``).
 
@@ -593,7 +596,14 @@ def format_table(frame, *, decimals=3, missing="\u2013", note=None, caption=None
     if max_rows is not None and len(frame) > max_rows:
         notes.append(f"first {max_rows} of {len(frame)} rows shown")
         frame = frame.iloc[:max_rows]
-    styler = frame.style.format(precision=decimals, na_rep=missing, thousands=None)
+    def fixed(value):
+        # a non-zero float that would print as 0.000 at this precision is shown in scientific notation
+        if isinstance(value, (float, np.floating)) and np.isfinite(value) and value != 0 \
+                and abs(value) < 0.5 * 10.0 ** -decimals:
+            return f"{value:.2e}"
+        return f"{value:.{decimals}f}" if isinstance(value, (float, np.floating)) else str(value)
+
+    styler = frame.style.format(fixed, na_rep=missing)
     for column, fmt in (formats or {}).items():
         styler = styler.format(fmt, subset=[column], na_rep=missing)
     styler = styler.set_table_styles([{"selector": "caption", "props": "caption-side: bottom; font-size: 0.85em;"
@@ -746,7 +756,7 @@ def plot_status_map(ax, frame, *, x="d0", y="family", annotate="evaluations", xl
         ok = row["status"] == "ok"
         grid[i, j] = 1.0 if ok else 0.0
         ax.text(j, i, f"{int(row[annotate])}" if ok else "fail", ha="center", va="center", fontsize=8)
-    ax.imshow(grid, cmap="RdYlGn", vmin=-0.5, vmax=1.5, origin="lower", aspect="auto")
+    ax.imshow(grid, cmap=status_colormap(), vmin=0.0, vmax=1.0, origin="lower", aspect="auto")
     ax.set_xticks(range(len(xs)), [f"{v:g}" if isinstance(v, (int, float)) else str(v) for v in xs])
     ax.set_yticks(range(len(ys)), [str(v) for v in ys])
     ax.set_xlabel(xlabel or ("$d_0$" if x == "d0" else x))

@@ -29,6 +29,7 @@ MODEL_COLORS = {
 #: The line style of each activation (the colour says which kernel).
 ACTIVATION_STYLES = {"erf": "-", "relu": "--", "gelu": "-.", "tanh": ":"}
 _MARKERS = {"erf": "o", "relu": "s", "gelu": "^", "tanh": "D"}
+STATUS_COLORS = ("#f19c97", "#a9d99b")  # failed (a light red), converged (a light green): the status maps' two cells
 TEXT_WIDTH = 9.0  # inches: the width of the book's text column at the figure dpi
 
 
@@ -117,3 +118,10 @@ def ordered_legend(ax, order: Iterable | None = None, **kwargs):
         order = [str(o) for o in order]
         keys = [k for k in order if k in pairs] + [k for k in pairs if k not in order]
     return ax.legend([pairs[k] for k in keys], keys, **kwargs)
+
+
+def status_colormap():
+    """The two-colour map of the convergence and status maps: 0 = failed (red), 1 = converged (green)."""
+    from matplotlib.colors import ListedColormap
+
+    return ListedColormap(list(STATUS_COLORS), name="nckernels-status")

@@ -85,3 +85,15 @@ def test_plot_status_map():
     fig, ax = plt.subplots()
     assert nk.plotting.plot_status_map(ax, frame) is ax
     plt.close(fig)
+
+
+def test_beyond_grids_take_a_device():
+    """The device argument reaches the cells (CUDA equality: tests/test_cuda.py)."""
+    a = nk.hard_data_grid({"xor": [8, 8]}, [2], 1, train=False, device="cpu")
+    b = nk.hard_data_grid({"xor": [8, 8]}, [2], 1, train=False)
+    assert a["nc1"].tolist() == b["nc1"].tolist() and (a.status == "ok").all()
+    with pytest.raises(ValueError, match="device must be a torch device"):
+        nk.deep_kernel_grid([[4, 4]], [3], 1, activations=["erf"], depths=[1], device="no-such-device")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            nk.hard_data_grid({"xor": [8, 8]}, [2], 1, train=False, device="cuda")

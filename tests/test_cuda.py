@@ -34,3 +34,15 @@ def test_finite_width_and_grid_on_cuda():
     g = kernel_nc1_grid([[64, 64]], [2, 32], 2)
     assert (f.status == "ok").all()
     torch.testing.assert_close(torch.tensor(f["nc1"].to_numpy()), torch.tensor(g["nc1"].to_numpy()), rtol=1e-9, atol=0)
+
+
+def test_chapter_12_and_13_grids_on_cuda_match_cpu():
+    kw = dict(activations=["erf", "relu"], depths=[1, 3])
+    f = nk.deep_kernel_grid([[32, 32]], [2, 16], 1, device="cuda", **kw)
+    g = nk.deep_kernel_grid([[32, 32]], [2, 16], 1, **kw)
+    assert (f.status == "ok").all() and len(f) == len(g)
+    torch.testing.assert_close(torch.tensor(f["nc1"].to_numpy()), torch.tensor(g["nc1"].to_numpy()), rtol=1e-9, atol=0)
+    families = {"xor": [16, 16], "shells": [16, 16]}
+    f = nk.hard_data_grid(families, [2, 8], 1, train=False, device="cuda")
+    g = nk.hard_data_grid(families, [2, 8], 1, train=False)
+    torch.testing.assert_close(torch.tensor(f["nc1"].to_numpy()), torch.tensor(g["nc1"].to_numpy()), rtol=1e-9, atol=0)

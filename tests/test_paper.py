@@ -94,6 +94,12 @@ def test_caption_says_scale_runs_commit_date_threads():
     prov.update(run_seconds=672.0, failed_runs=1)
     assert nk.provenance_caption(prov).startswith("paper scale: 20 runs of 10 draws and 1000 epochs, 1 failed run, "
                                                   "11.2 min of run time; commit abc1234")
+    prov["parameters"] = {"grid_draws": 5, "net_draws": 3, "epochs": 1000}  # a set with two parts names the one shown
+    assert nk.provenance_caption(prov, {"grid_draws": "draws"}).startswith("paper scale: 20 runs of 5 draws, 1 failed")
+    assert nk.provenance_caption(prov, {"net_draws": "draws", "epochs": "epochs"}).startswith(
+        "paper scale: 20 runs of 3 draws and 1000 epochs,")
+    with pytest.raises(ValueError, match="sizes"):
+        nk.provenance_caption(prov, ["draws"])
 
 
 def test_reproduce_cell_recomputes_a_chapter_6_cell():

@@ -21,7 +21,7 @@ from ..kernels.quadrature import resolve_activation
 from ..kernels.two_layer import nngp, ntk
 from ..models.deep_net import train_deep_network
 from ..models.training import TrainingConfig, train_networks
-from ..validation import check_choice, check_grid, check_int
+from ..validation import check_choice, check_device, check_grid, check_int
 from .cells import Cell, Measure, cell_seed, run_grid
 from .grids import adaptive_measure
 
@@ -86,14 +86,17 @@ def deep_fixed_point(activation: str, depths: Sequence[int], *, means=(-2.0, 2.0
 
 
 def deep_kernel_grid(splits, d0s, draws: int, *, activations: Sequence[str], depths: Sequence[int], means=(-2.0, 2.0),
-                     std: float = 0.5, seed: int = 0, sigma_a: float = 1.0, progress: bool = False) -> pd.DataFrame:
+                     std: float = 0.5, seed: int = 0, sigma_a: float = 1.0, device=None,
+                     progress: bool = False) -> pd.DataFrame:
     """NC1 of the data and of the depth-L NNGP and NTK ("NNGP act", "NTK act") per (split, d0, draw, depth, activation).
 
     The cells are chapter 4's draws (``Cell(split, d0, draw, seed)``); one expanding measure per (activation,
     depth), extra columns ``depth`` and ``activation``. Kernels by :func:`~nckernels.kernels.deep.deep_kernels`
-    (sigma_w = 1, sigma_b = 0, read-out ``sigma_a``). Book chapter ``12_depth_and_activation``.
+    (sigma_w = 1, sigma_b = 0, read-out ``sigma_a``). ``device``: where the data are drawn and the kernels computed
+    (None: the CPU; the draws are the same on every device). Book chapter ``12_depth_and_activation``.
     """
     check_grid(splits, d0s, draws)
+    device = check_device(device)
 
     def family(act, depth):
         def fn(data):
@@ -103,23 +106,24 @@ def deep_kernel_grid(splits, d0s, draws: int, *, activations: Sequence[str], dep
 
     measures = [Measure(f"{act} depth {L}", family(act, int(L)), columns={"depth": int(L), "activation": act},
                         expands=True) for act in activations for L in depths]
-    cells = [Cell(tuple(int(n) for n in s), int(d0), draw, seed=seed, means=tuple(means), std=std)
+    cells = [Cell(tuple(int(n) for n in s), int(d0), draw, seed=seed, means=tuple(means), std=std, device=device)
              for s in splits for d0 in d0s for draw in range(draws)]
     return run_grid(cells, measures, progress=progress, desc="deep kernel grid")
 
 
 def deep_network_grid(splits, d0s, draws: int, depths: Sequence[int], config: TrainingConfig = TrainingConfig(), *,
                       means=(-2.0, 2.0), std: float = 0.5, seed: int = 0, train_dtype: torch.dtype = torch.float64,
-                      progress: bool = False) -> pd.DataFrame:
+                      device=None, progress: bool = False) -> pd.DataFrame:
     """NC1 of the data, the depth-L NNGP and NTK and a trained depth-L net's last hidden layer, on the same draws.
 
     Per (split, d0, draw) of chapter 4's cells and each depth L: "NNGP act", "NTK act" (sigma_a of ``config``),
     "trained net" (:func:`train_deep_network`, extra columns loss, accuracy, nc1_init; seed
     ``cell_seed(seed, split, d0, draw, depth, "init")``), trained in ``train_dtype`` (a floating torch dtype; the kernels are
-    always float64). Extra column ``depth``. A diverged run is a failed row.
-    Book chapter ``12_depth_and_activation``.
+    always float64). Extra column ``depth``. A diverged run is a failed row. ``device``: where the data are drawn,
+    the kernels computed and the nets trained (None: the CPU). Book chapter ``12_depth_and_activation``.
     """
     check_grid(splits, d0s, draws)
+    device = check_device(device)
     act = config.activation
     if not (isinstance(train_dtype, torch.dtype) and train_dtype.is_floating_point):
         raise ValueError(f"train_dtype must be a floating torch dtype (torch.float32, torch.float64), got {train_dtype!r}")
@@ -148,7 +152,7 @@ def deep_network_grid(splits, d0s, draws: int, depths: Sequence[int], config: Tr
         L = check_int(L, "depths")
         measures += [Measure(f"kernels depth {L}", kernels(L), columns={"depth": L}, expands=True),
                      Measure("trained net", trained(L), columns={"depth": L}, batched=True)]
-    cells = [Cell(tuple(int(n) for n in s), int(d0), draw, seed=seed, means=tuple(means), std=std)
+    cells = [Cell(tuple(int(n) for n in s), int(d0), draw, seed=seed, means=tuple(means), std=std, device=device)
              for s in splits for d0 in d0s for draw in range(draws)]
     return run_grid(cells, measures, progress=progress, desc="deep net grid")
 
@@ -201,7 +205,7 @@ class HardCell(Cell):
 def hard_data_grid(families: Mapping[str, Sequence[int]], d0s, draws: int, *, config: TrainingConfig = TrainingConfig(),
                    options: Mapping[str, Mapping] | None = None, adaptive: Mapping | None = None,
                    adaptive_draws: int = 1, adaptive_d0s: Sequence[int] | None = None, seed: int = 0,
-                   train: bool = True, progress: bool = False) -> pd.DataFrame:
+                   train: bool = True, device=None, progress: bool = False) -> pd.DataFrame:
     """NC1 of the data, the two-layer NNGP and NTK, the adaptive (EoS) kernel and trained two-layer nets per family.
 
     Args:
@@ -214,6 +218,7 @@ def hard_data_grid(families: Mapping[str, Sequence[int]], d0s, draws: int, *, co
             to ``config.width``); None: no adaptive rows. The targets are the cell's ``y`` (four-class: -3, -1, 1, 3).
         adaptive_draws: draws per cell with an adaptive solve; adaptive_d0s: the d0 solved (others: skipped rows; None: all).
         train: False leaves the trained nets out (the kernels only, e.g. to re-compute a committed cell).
+        device: where the data are drawn, the kernels and the EoS solved and the nets trained (None: the CPU).
 
     Returns:
         :func:`~nckernels.experiments.cells.run_grid` rows with the extra column ``family``; kernels "data",
@@ -221,6 +226,7 @@ def hard_data_grid(families: Mapping[str, Sequence[int]], d0s, draws: int, *, co
         "trained net" (loss, accuracy). Book chapter ``13_hard_data``.
     """
     check_grid([list(v) for v in families.values()], d0s, draws)
+    device = check_device(device)
     options = dict(options or {})
     act = config.activation
     kw = dict(activation=act, sigma_w=config.sigma_w, sigma_b=config.sigma_b)
@@ -248,6 +254,6 @@ def hard_data_grid(families: Mapping[str, Sequence[int]], d0s, draws: int, *, co
     if train:
         measures.append(Measure("trained net", trained, batched=True))
     cells = [HardCell(tuple(int(n) for n in split), int(d0), draw, seed=seed, family=fam,
-                      options=tuple(dict(options.get(fam, {})).items()))
+                      options=tuple(dict(options.get(fam, {})).items()), device=device)
              for fam, split in families.items() for d0 in d0s for draw in range(draws)]
     return run_grid(cells, measures, progress=progress, desc="hard data grid")

@@ -485,13 +485,20 @@ def export_paper(manifest=None, *, names: Sequence[str] | None = None, command: 
 # ----------------------------------------------------------------------------------------------- reading
 
 
-def provenance_caption(provenance: Mapping[str, Any]) -> str:
+def provenance_caption(provenance: Mapping[str, Any], sizes: Mapping[str, str] | None = None) -> str:
     """One line for a figure caption: "paper scale: 20 runs of 10 draws and 1000 epochs, 0 failed runs, 11.2 min of
     run time; commit abc1234, 2026-11-30, 2 threads" (the grid's scale; draws and epochs when the runs have them;
-    the summed run time when recorded; "+dirty" for a dirty tree; the device instead of threads when not the CPU). Book chapter ``06_trained_networks``."""
+    the summed run time when recorded; "+dirty" for a dirty tree; the device instead of threads when not the CPU).
+    ``sizes``: {parameter: word} of the run sizes to name (default draws and epochs; a chapter whose set has parts
+    names the part a figure shows, e.g. ``{"grid_draws": "draws"}`` for a grid without training). Book chapters
+    ``06_trained_networks`` and ``12_depth_and_activation``."""
     params = provenance.get("parameters") or {}
+    if sizes is None:
+        sizes = {"draws": "draws", "epochs": "epochs"}
+    if not isinstance(sizes, Mapping):
+        raise ValueError(f"sizes must be a mapping of parameter name to word, got {sizes!r}")
     size = []
-    for key, word in (("draws", "draws"), ("epochs", "epochs")):
+    for key, word in sizes.items():
         value = params.get(key)
         if value is not None:
             size.append(f"{value} {word}" if not isinstance(value, list) else f"{'/'.join(map(str, value))} {word}")
