@@ -54,14 +54,16 @@ BENCH_ARGS ?=
 bench: env
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b $(BENCH_ARGS) || exit 1; done
 
-# make paper: every result set of book/paper.yml (chapters 5, 6, 9-11 at paper scale), resumable, one progress
+# make paper: every result set of book/paper.yml (chapters 5, 6, 9-13 at paper scale), resumable, one progress
 # line over all runs, then tidy CSVs + provenance in book/results/ (tracked) and the total wall time.
 # PAPER_WORKERS runs at a time across all sweeps, each with cores / workers threads (2 x 1 thread beat 1 x 2 threads
 # by 1.46x on a small grid on 2 cores); PAPER_ARGS e.g. "--only 06_balanced" or "--export-only".
+# DEVICE=cuda runs the chapters that have a device parameter (5, 6, 12, 13) on that device; the others on the CPU.
 PAPER_WORKERS ?= 2
 PAPER_ARGS ?=
+DEVICE ?=
 paper: env
-	$(BIN)/python -m nckernels paper --manifest book/paper.yml --workers $(PAPER_WORKERS) $(PAPER_ARGS)
+	$(BIN)/python -m nckernels paper --manifest book/paper.yml --workers $(PAPER_WORKERS) $(if $(DEVICE),--device $(DEVICE)) $(PAPER_ARGS)
 
 lock:
 	$(PYTHON) -m venv /tmp/nckernels-lock && /tmp/nckernels-lock/bin/pip install -q -r requirements.in && \

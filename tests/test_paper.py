@@ -4,6 +4,7 @@ import pathlib
 
 import pandas as pd
 import pytest
+import torch
 
 import nckernels as nk
 from helpers import MYST_HEADER
@@ -192,3 +193,18 @@ def test_committed_results_reproduce(name):
     ok = got[got["status"] == "ok"]
     rel = ((ok["nc1"] - ok["nc1_now"]).abs() / ok["nc1"].abs()).max()
     assert rel <= 1e-10, f"{name}: committed NC1 differs from the code's by {rel:.2e} (relative)\n{got}"
+
+
+def test_paper_device_reaches_the_chapters_that_take_one(tmp_path):
+    manifest = _toy(tmp_path)
+    sweep = nk.load_manifest(manifest).sweeps[0]
+    plain = nk.paper_runs(sweep)
+    assert nk.paper_runs(sweep, "cpu") == plain  # the toy chapter has no device parameter: it runs on the CPU
+    chapter = tmp_path / "book" / "toy.md"
+    chapter.write_text(TOY.replace("rows_out = None", "rows_out = None\ndevice = None"))
+    on_cpu = nk.paper_runs(sweep, "cpu")
+    assert [p["device"] for _, p in on_cpu] == ["cpu", "cpu"]
+    assert {k for k, _ in on_cpu}.isdisjoint(k for k, _ in nk.paper_runs(sweep))  # a device run is another run
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            nk.run_paper(manifest, progress=False, device="cuda")

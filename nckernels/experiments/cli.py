@@ -83,10 +83,10 @@ def _paper(args) -> int:
     failed = 0
     if not args.export_only:
         runs = run_paper(manifest, workers=args.workers, names=names, retry_failed=args.retry_failed,
-                         progress=not args.quiet)
+                         progress=not args.quiet, device=args.device)
         failed = int((runs["status"] != "ok").sum()) if len(runs) else 0
     command = " ".join(["python -m nckernels", *sys.argv[1:]])
-    sets = export_paper(manifest, names=names, command=command, progress=not args.quiet)
+    sets = export_paper(manifest, names=names, command=command, progress=not args.quiet, device=args.device)
     wall = time.perf_counter() - start
     print(f"paper: {len(sets)} result sets, {int(sets['written'].sum())} exported to {manifest.results}; "
           f"{failed} runs failed this session; total wall time {wall / 60:.1f} min ({wall:.0f} s)")
@@ -128,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     paper.add_argument("--only", action="append", metavar="NAME", help="only this result set (repeatable)")
     paper.add_argument("--export-only", action="store_true", help="no runs: export what the sweeps hold")
     paper.add_argument("--retry-failed", action="store_true", help="re-run runs whose last attempt failed")
+    paper.add_argument("--device", default=None, help="torch device (e.g. cuda) for the chapters with a device parameter")
     paper.set_defaults(func=_paper, chapter=None)
     return parser
 

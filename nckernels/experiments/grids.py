@@ -23,7 +23,7 @@ from ..kernels.two_layer import nngp, ntk, ntk_from_parts
 from ..kernels.population import population_nc1_1d, population_nc1_large_d0
 from ..models.adaptive import LABEL_TERMS, resolve_variances, solve_adaptive_kernel
 from ..models.training import TrainingConfig, train_networks
-from ..validation import check_grid, check_int, check_labels, check_matrix, check_nonnegative
+from ..validation import check_device, check_grid, check_int, check_labels, check_matrix, check_nonnegative
 from .cells import Cell, Measure, cell_seed, run_grid, summarize  # noqa: F401 - cell_seed: nckernels.grids.cell_seed
 
 __all__ = ["two_layer_family_nc1", "kernel_nc1_grid", "summarize_grid", "kernel_by_name", "population_limits",
@@ -281,36 +281,41 @@ def _solver_scales(sigma_w, sigma_a, solver) -> dict:
 
 def adaptive_nc1_grid(splits, d0s, draws: int, *, label_terms=LABEL_TERMS, width: float = 500,
                       noise_var: float = 1e-6, sigma_w: float | None = None, sigma_a: float | None = None,
-                      seed: int = 0, progress: bool = False, **solver) -> pd.DataFrame:
+                      seed: int = 0, device=None, progress: bool = False, **solver) -> pd.DataFrame:
     """NC1 of the data, the erf NNGP and the adaptive kernel (each label term) per (split, d0, draw).
 
     :func:`~nckernels.experiments.cells.run_grid` rows with kernel "data", "NNGP", "adaptive (eos)", "adaptive (reference)"; the
     adaptive rows add residual, evaluations, trace_sigma, and a solve that does not converge is a failed
     row whose error is "kappa=...: cause". Data: ``gaussian_classes`` (means -2, +2, std 0.5), one seed per
-    cell. Book chapters ``05_adaptive_kernel`` and ``07_reference_code``.
+    cell (drawn on the CPU, then moved to ``device``: the same data on every device). Book chapters
+    ``05_adaptive_kernel`` and ``07_reference_code``.
     """
     check_int(draws, "draws")
+    device = check_device(device)
     scales = _solver_scales(sigma_w, sigma_a, solver)  # solver may hold the deprecated sigma_w2 / sigma_a2
     sigma_w_nngp = math.sqrt(resolve_variances(**scales)[0])
     measures = [Measure("NNGP", lambda d: nngp(d.X, sigma_w=sigma_w_nngp))]
     measures += [Measure(f"adaptive ({lt})", adaptive_measure(lt, width=width, noise_var=noise_var, **scales, **solver))
                  for lt in label_terms]
-    return run_grid(_cells(splits, d0s, draws, seed=seed), measures, progress=progress, desc="adaptive NC1 grid")
+    return run_grid(_cells(splits, d0s, draws, seed=seed, device=device), measures, progress=progress,
+                    desc="adaptive NC1 grid")
 
 
 def eos_convergence_map(N: int, d0s, widths, noise_vars, *, label_terms=("eos",), sigma_w: float | None = None,
-                        sigma_a: float | None = None, seed: int = 0, progress: bool = False, **solver) -> pd.DataFrame:
+                        sigma_a: float | None = None, seed: int = 0, device=None, progress: bool = False,
+                        **solver) -> pd.DataFrame:
     """Solve the EoS on balanced two-class data for every (d0, width, noise_var, label term); one row each.
 
     :func:`~nckernels.experiments.cells.run_grid` rows (no "data" rows), kernel "adaptive (<label term>)", extra columns width, noise_var,
     label_term, residual, evaluations, trace_sigma; status "ok" or "failed" (error "kappa=...: cause").
-    The data of each d0 are drawn with ``cell_seed(seed, N, d0)``. Book chapters ``05_adaptive_kernel``
+    The data of each d0 are drawn with ``cell_seed(seed, N, d0)`` (on ``device``). Book chapters ``05_adaptive_kernel``
     (fig. ``fig-ak-map``) and ``07_reference_code``.
     """
     check_int(N, "N", minimum=2)
     if not len(d0s):
         raise ValueError("d0s must list at least one input dimension")
-    cells = [Cell((N // 2, N - N // 2), int(d0), seed=seed, seed_key=(seed, N, int(d0))) for d0 in d0s]
+    device = check_device(device)
+    cells = [Cell((N // 2, N - N // 2), int(d0), seed=seed, seed_key=(seed, N, int(d0)), device=device) for d0 in d0s]
     scales = _solver_scales(sigma_w, sigma_a, solver)  # solver may hold the deprecated sigma_w2 / sigma_a2
     measures = [Measure(f"adaptive ({lt})",
                         adaptive_measure(lt, width=float(w), noise_var=float(nv), **scales, **solver),

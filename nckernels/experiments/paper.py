@@ -44,6 +44,7 @@ import pandas as pd
 from .cells import ROW_COLUMNS
 from .scales import load_yaml_file, parameter_names, check_parameters
 from .sweeps import SweepGrid, grid_points, init_worker, load_grid, read_records, run_key, run_sweep
+from ..validation import check_device
 
 __all__ = ["PAPER_ROOT", "PAPER_MANIFEST", "PAPER_RESULTS", "PaperSweep", "PaperManifest", "PaperResults",
            "load_manifest", "paper_runs", "save_rows", "run_paper", "export_paper", "paper_results",
@@ -122,8 +123,15 @@ def load_manifest(path=None) -> PaperManifest:
     return PaperManifest(tuple(sweeps), results, path)
 
 
-def paper_runs(sweep: PaperSweep) -> list[tuple[str, dict]]:
+DEVICE_PARAMETER = "device"
+"""The chapter parameter ``make paper DEVICE=...`` sets (a chapter without it runs on the CPU)."""
+
+
+def paper_runs(sweep: PaperSweep, device: str | None = None) -> list[tuple[str, dict]]:
     """The runs of one result set: (run name, parameters), duplicates removed, every point checked.
+
+    ``device`` (e.g. "cuda"): set as the parameter ``device`` of every run whose chapter has one (the run names
+    then differ from the CPU runs'); chapters without it run on the CPU.
 
     When the chapter has the parameter ``rows_out``, each run's is ``<sweep out>/rows/<key>.csv`` relative to
     the chapter's folder (papermill's working directory), ``<key>`` the run name of its other parameters.
@@ -132,6 +140,8 @@ def paper_runs(sweep: PaperSweep) -> list[tuple[str, dict]]:
     names = parameter_names(sweep.chapter)
     runs, seen = [], set()
     for params in grid_points(grid, sweep.chapter):
+        if device is not None and DEVICE_PARAMETER in names:
+            params[DEVICE_PARAMETER] = str(device)
         if ROWS_PARAMETER in names:
             rows = sweep.out.resolve() / "rows" / f"{run_key(sweep.chapter, params)}.csv"
             params[ROWS_PARAMETER] = os.path.relpath(rows, sweep.chapter.resolve().parent)
@@ -208,8 +218,12 @@ def _run_point(chapter: str, key: str, params: dict, out: str, retry_failed: boo
 
 
 def run_paper(manifest=None, *, workers: int = 1, names: Sequence[str] | None = None,
-              retry_failed: bool = False, progress: bool = True) -> pd.DataFrame:
+              retry_failed: bool = False, progress: bool = True, device: str | None = None) -> pd.DataFrame:
     """Run every paper-scale sweep of ``manifest`` (a path or :class:`PaperManifest`; default ``book/paper.yml``).
+
+    ``device``: a torch device ("cuda") for every chapter with a ``device`` parameter (:func:`paper_runs`;
+    checked first: a device this machine lacks raises ValueError); the sets of other chapters run on the CPU and
+    are named on stderr.
 
     All points of all sweeps are checked first, then run ``workers`` at a time (processes, each run's kernel
     with cpu_count // workers threads), one tqdm line over all runs; finished runs are skipped (resume).
@@ -223,9 +237,14 @@ def run_paper(manifest=None, *, workers: int = 1, names: Sequence[str] | None = 
     if names is not None and len(sweeps) != len(set(names)):
         missing = sorted(set(names) - {s.name for s in manifest.sweeps})
         raise ValueError(f"names: {missing} not in manifest {manifest.source}")
+    if device is not None:
+        device = str(check_device(device))
+        cpu_only = [s.name for s in sweeps if DEVICE_PARAMETER not in parameter_names(s.chapter)]
+        if cpu_only and progress:
+            print(f"paper: on the CPU (their chapters have no device parameter): {', '.join(cpu_only)}", file=sys.stderr)
     todo, total, done = [], 0, 0
     for sweep in sweeps:
-        runs = paper_runs(sweep)  # checks every point before anything runs
+        runs = paper_runs(sweep, device)  # checks every point before anything runs
         records = read_records(sweep.out)
         total += len(runs)
         for key, params in runs:
@@ -400,20 +419,20 @@ def _write_if_changed(path: pathlib.Path, text: str):
 
 
 def export_paper(manifest=None, *, names: Sequence[str] | None = None, command: str | None = None,
-                 progress: bool = True) -> pd.DataFrame:
+                 progress: bool = True, device: str | None = None) -> pd.DataFrame:
     """Write ``RESULTS/NAME.csv`` and ``RESULTS/NAME.provenance.json`` of every result set with rows.
 
     The CSV holds the rows of the latest successful attempt of each run of the current grid (``run`` names
     it), columns :data:`~nckernels.experiments.cells.ROW_COLUMNS` first. A set whose chapter has no
     ``rows_out`` parameter, or whose runs wrote no rows, is not written (its line says why). Returns one row
-    per set: name, written (bool), rows, runs, failed, reason.
+    per set: name, written (bool), rows, runs, failed, reason. ``device``: the runs of ``run_paper(device=...)``.
     """
     manifest = manifest if isinstance(manifest, PaperManifest) else load_manifest(manifest)
     out_rows = []
     for sweep in manifest.sweeps:
         if names is not None and sweep.name not in names:
             continue
-        runs = paper_runs(sweep)
+        runs = paper_runs(sweep, device)
         records = read_records(sweep.out)
         line = {"name": sweep.name, "written": False, "rows": 0, "runs": len(runs), "failed": 0, "reason": ""}
         ran = [(k, p, records[k]) for k, p in runs if k in records]
