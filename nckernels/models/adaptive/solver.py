@@ -206,6 +206,7 @@ def solve_adaptive_kernel(
     progress: bool = False,
     sigma_w2: float | None = None,
     sigma_a2: float | None = None,
+    init=None,
 ) -> AdaptiveKernelResult:
     r"""Solve Sigma^{-1} = (d0/sigma_w^2) I - (1/kappa) d/dSigma Tr[A Q1[Sigma]] annealing kappa down to ``width``.
 
@@ -239,6 +240,11 @@ def solve_adaptive_kernel(
         labels: (N,) class labels for the NC1 columns of the history (default: the distinct values of y).
         strict: raise :class:`EoSConvergenceError` on a failed step; otherwise return the last
             iterate with ``converged=False`` (no later step is attempted).
+        init: a (d0, d0) symmetric positive definite warm start, e.g. the solution of a neighbouring data
+            draw (schedule "adaptive" only). The solve first jumps from it straight to kappa = ``width`` (at most
+            ``jump_iter`` iterations, to ``tol``); if that fails it starts over from the NNGP as above, the
+            warm start's evaluations counted in the first row. A converged answer is a fixed point to ``tol``
+            either way; grids use it across the draws of a cell (:func:`~nckernels.experiments.grids.adaptive_measure`).
 
     Returns:
         :class:`AdaptiveKernelResult` (history column ``tol``: the tolerance each step was solved to).
@@ -278,17 +284,32 @@ def solve_adaptive_kernel(
     labels = labels_of(y, labels)
 
     N, d0 = X.shape
+    if init is not None:
+        if mode != "adaptive":
+            raise ValueError(f"init (a warm start) needs schedule='adaptive', got schedule={mode!r}")
+        init = _check_init(init, d0, X)
     workspace = EoSWorkspace(problem)
     nngp = (problem.sigma_w2 / d0) * torch.eye(d0, dtype=X.dtype, device=X.device)  # the NNGP solution
     carry = (0, 0)  # (iterations, evaluations) of a failed jump, reported with the next step
+    if init is not None:  # warm start: one jump from it; on failure the usual path below, its cost carried
+        ev0 = evaluate(problem, init, width, workspace=workspace)
+        if ev0.new_Sigma is not None:
+            ev, it, e, cause = anderson_step(problem, ev0, width, tol=tol, max_iter=min(max_iter, jump_iter),
+                                             memory=memory, damping=damping, workspace=workspace)
+        else:
+            ev, it, e, cause = ev0, 0, 0, ev0.cause
+        if not cause:
+            row = step_row(width, ev, labels, y, it, e + 1, 1, "")
+            return _finish(problem, ev, [dict(row, tol=tol)], e + 1, width, tol)
+        carry = (it, e + 1)
     if mode == "adaptive" and len(schedule) > 1:
         ev0 = evaluate(problem, nngp, width, workspace=workspace)
         ev, it, e, cause = anderson_step(problem, ev0, width, tol=tol, max_iter=min(max_iter, jump_iter),
                                          memory=memory, damping=damping, workspace=workspace)
         if not cause:
-            row = step_row(width, ev, labels, y, it, e + 1, 1, "")
-            return _finish(problem, ev, [dict(row, tol=tol)], e + 1, width, tol)
-        carry = (it, e + 1)
+            row = step_row(width, ev, labels, y, it + carry[0], e + 1 + carry[1], 1, "")
+            return _finish(problem, ev, [dict(row, tol=tol)], e + 1 + carry[1], width, tol)
+        carry = (it + carry[0], e + 1 + carry[1])
         return _continue(problem, nngp, 1.0 / schedule[0], width, tol=tol, step_tol=step_tol, carry=carry,
                          labels=labels, max_iter=max_iter, memory=memory, damping=damping,
                          max_halvings=max_halvings, grow_below=grow_below, strict=strict, workspace=workspace)
@@ -411,6 +432,20 @@ def _continue(problem: EoSProblem, nngp, first: float, width: float, *, tol, ste
 MIN_CONTINUATION_STEP = 1e-6
 """The smallest step of the continuation in 1/kappa, relative to 1/width: a step that fails at this size fails
 the solve (without it, repeated halvings could shrink the step below the rounding of 1/kappa)."""
+
+
+def _check_init(init, d0: int, X):
+    """A warm start: a finite symmetric positive definite (d0, d0) tensor, in X's dtype and device."""
+    if not isinstance(init, torch.Tensor):
+        raise ValueError(f"init must be a (d0, d0) torch tensor (a warm start Sigma), got {type(init).__name__}")
+    if tuple(init.shape) != (d0, d0):
+        raise ValueError(f"init must have shape ({d0}, {d0}) (d0 of X), got {tuple(init.shape)}")
+    init = init.to(dtype=X.dtype, device=X.device)
+    if not bool(torch.isfinite(init).all()) or not torch.allclose(init, init.T, rtol=1e-10, atol=0):
+        raise ValueError("init must be finite and symmetric")
+    if int(torch.linalg.cholesky_ex(init)[1]) != 0:
+        raise ValueError("init must be positive definite")
+    return init
 
 
 def _symmetric(Q):
