@@ -728,6 +728,9 @@ def plot_scaling(ax, data, *, expected_order: float, title=None, size="size", se
     name = frame["size_name"].iloc[0] if "size_name" in frame else "N"
     ax.set_xlabel({"N": "samples $N$", "width": "width $h$"}.get(name, name))
     ax.set_ylabel("seconds")
+    from matplotlib.ticker import NullFormatter
+
+    ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels (3x10^2, 4x10^2, ...) collide on a short decade
     if title:
         ax.set_title(title)
     ax.legend()
