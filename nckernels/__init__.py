@@ -19,6 +19,11 @@ public API (``nckernels.X``); the old flat module paths (``nckernels.collapse``,
 """
 import importlib as _importlib
 import sys as _sys
+import warnings as _warnings
+
+# tqdm.auto falls back to a text bar in a kernel without ipywidgets; its warning about that is noise in every
+# executed chapter and on the terminal of `python -m nckernels run`
+_warnings.filterwarnings("ignore", message="IProgress not found", module="tqdm")
 
 from .errors import *  # noqa: F401,F403
 from .data import *  # noqa: F401,F403
