@@ -10,7 +10,8 @@ noise_var 1e-6, sigma_a^2 = 1/128, sigma_w = 1, the reference label term (``labe
   evaluation, i.e. the code before this change) at tol 1e-6; and the reference port
   (``reference_eos_port.py``: float32, newton_krylov f_tol 5e-4, autograd, explicit inverses);
   distances ||Sigma - Sigma_ours(1e-10)||_F / ||Sigma_ours(1e-10)||_F;
-* cost against N (256 ... 4096, d0 = 128, one solve each at tol 1e-6) and the fitted exponent.
+* cost against N (256 ... 4096, d0 = 128, one solve each at tol 1e-6) and the fitted exponent;
+* warm start: the draws of one cell (N = 1024, d0 = 1) solved cold and from the previous draw's solution.
 
 Writes benchmarks/out/eos_benchmark.json and benchmarks/out/eos_scaling.json (with machine facts).
 
@@ -169,6 +170,39 @@ def scaling(Ns, d0, *, width, noise_var):
     return {"rows": rows, "fitted_exponent": fit}
 
 
+def warm_start(N, d0, draws, *, width, noise_var):
+    """The draws of one grid cell solved cold (each from the NNGP) and warm (each from the previous draw's
+    solution, as the grids do), interleaved draw by draw: evaluations, seconds, and the largest relative
+    distance between the two answers (default label term, tol 1e-10)."""
+    cold_t, warm_t, cold_e, warm_e, dist, cold_ok, warm_ok = [], [], [], [], [], [], []
+    previous = None
+    for draw in range(draws):
+        data = data_of(N, d0, seed=100 + draw)
+        t0 = time.perf_counter()
+        cold = solve_adaptive_kernel(data.X, data.y, width=width, noise_var=noise_var, strict=False)
+        t1 = time.perf_counter()
+        warm = solve_adaptive_kernel(data.X, data.y, width=width, noise_var=noise_var, init=previous, strict=False)
+        t2 = time.perf_counter()
+        previous = warm.Sigma if warm.converged else None  # as the grids: only a converged solution is passed on
+        cold_t.append(t1 - t0), warm_t.append(t2 - t1)
+        cold_e.append(cold.evaluations), warm_e.append(warm.evaluations)
+        cold_ok.append(cold.converged), warm_ok.append(warm.converged)
+        if cold.converged and warm.converged:
+            dist.append(relative(warm.Sigma, cold.Sigma))
+        print(f"warm start N={N} d0={d0} draw {draw}: cold {cold.evaluations} evaluations {t1 - t0:.2f} s "
+              f"({'converged' if cold.converged else 'failed'}), warm {warm.evaluations} evaluations {t2 - t1:.2f} s "
+              f"({'converged' if warm.converged else 'failed'})"
+              + (f", distance {dist[-1]:.1e}" if cold.converged and warm.converged else ""), flush=True)
+    out = {"N": N, "d0": d0, "draws": draws, "cold_seconds": cold_t, "warm_seconds": warm_t,
+           "cold_evaluations": cold_e, "warm_evaluations": warm_e, "cold_converged": cold_ok, "warm_converged": warm_ok,
+           "max_relative_distance": max(dist) if dist else None,
+           "ratio_seconds": sum(cold_t) / sum(warm_t), "ratio_evaluations": sum(cold_e) / sum(warm_e)}
+    print(f"warm start over {draws} draws: {out['ratio_seconds']:.2f}x faster ({out['ratio_evaluations']:.2f}x fewer "
+          f"evaluations); converged cold {sum(cold_ok)}, warm {sum(warm_ok)}; max distance {out['max_relative_distance']}",
+          flush=True)
+    return out
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="N = 128, d0 = 16, scaling N = 64 ... 256 (smoke run)")
@@ -180,6 +214,9 @@ def main(argv=None):
     p.add_argument("--scaling-Ns", type=int, nargs="+", default=[256, 512, 1024, 2048, 4096])
     p.add_argument("--skip-compare", action="store_true")
     p.add_argument("--skip-scaling", action="store_true")
+    p.add_argument("--skip-warm", action="store_true", help="skip the cold-vs-warm-start comparison over draws")
+    p.add_argument("--warm-N", type=int, default=1024, help="N of the warm-start comparison (d0 = 1, its hard case)")
+    p.add_argument("--warm-draws", type=int, default=5)
     p.add_argument("--out", type=Path, default=OUT, help="folder of the JSON records")
     args = p.parse_args(argv)
     if args.threads:
@@ -194,6 +231,11 @@ def main(argv=None):
         rec = {"machine": dict(machine(), quick=args.quick), **compare(N, d0, width=args.width, noise_var=args.noise_var, quick=args.quick)}
         rec["machine_after"] = machine()
         (args.out / f"eos_benchmark{suffix}.json").write_text(json.dumps(rec, indent=1))
+    if not args.skip_warm:
+        rec = {"machine": dict(machine(), quick=args.quick), "width": args.width, "noise_var": args.noise_var,
+               **warm_start(128 if args.quick else args.warm_N, 1, 3 if args.quick else args.warm_draws,
+                            width=args.width, noise_var=args.noise_var)}
+        (args.out / f"eos_warm_start{suffix}.json").write_text(json.dumps(rec, indent=1))
     if not args.skip_scaling:
         rec = {"machine": dict(machine(), quick=args.quick), "width": args.width, "noise_var": args.noise_var, "label_term": "reference",
                **scaling(Ns, d0_scaling, width=args.width, noise_var=args.noise_var)}
