@@ -188,17 +188,12 @@ def network_kernels(config: TrainingConfig = TrainingConfig(), *, adaptive_max_N
     """
     check_int(adaptive_max_N, "adaptive_max_N", minimum=0)
     kw = dict(activation=config.activation, sigma_w=config.sigma_w, sigma_b=config.sigma_b)
-    last: dict = {}  # {(class sizes, d0): Sigma} of the previous solve only: the warm start of the next draw
+    solve = _draw_to_draw_solver()
 
     def adaptive(data):
         if data.X.shape[0] > adaptive_max_N:
             return None
-        key = (tuple(torch.bincount(data.labels).tolist()), int(data.X.shape[1]))
-        init = last.pop(key, None)
-        last.clear()
-        res = solve_adaptive_kernel(data.X, data.y, width=config.width, labels=data.labels, init=init)
-        last[key] = res.Sigma
-        return res.kernel
+        return solve(data, width=config.width).kernel
 
     return {"NNGP": lambda d: nngp(d.X, **kw), "NTK": lambda d: ntk(d.X, sigma_a=config.sigma_a, **kw),
             "adaptive": adaptive}
@@ -261,6 +256,24 @@ def trained_network_grid(
                     desc="trained-net grid")
 
 
+def _draw_to_draw_solver(warm: bool = True) -> Callable:
+    """solve(data, **solver_kw) -> the EoS result, started from the previous call's converged Sigma when that call
+    was for data of the same class sizes and d0 (in a grid: the previous draw of the cell); cold when ``warm`` is
+    False. Chapters ``05_adaptive_kernel`` and ``06_trained_networks``."""
+    previous: dict = {}  # {(class sizes, d0): Sigma} of the previous solve only
+
+    def solve(data, **kw):
+        key = (tuple(torch.bincount(data.labels).tolist()), int(data.X.shape[1]))
+        init = previous.pop(key, None) if warm else None
+        previous.clear()
+        res = solve_adaptive_kernel(data.X, data.y, labels=data.labels, init=init, **kw)
+        if res.converged:
+            previous[key] = res.Sigma
+        return res
+
+    return solve
+
+
 def adaptive_measure(label_term: str = "eos", *, warm_start: bool = True, **solver) -> Callable:
     """A measure: the adaptive (EoS) kernel of a cell's data, solved with ``strict=False``.
 
@@ -272,18 +285,12 @@ def adaptive_measure(label_term: str = "eos", *, warm_start: bool = True, **solv
     ``init`` of the solver, which falls back to the NNGP start when the jump fails. A converged answer is a fixed point to the solver's tol either way; measured at N = 1024, d0 = 1:
     10 evaluations instead of 106, the same Sigma to 4e-12 (relative). Book chapter ``05_adaptive_kernel``.
     """
-    previous: dict = {}  # {(class sizes, d0): Sigma} of the previous solve only
+    solve = _draw_to_draw_solver(warm_start and solver.get("schedule", "adaptive") in (None, "adaptive"))
 
     def measure(data):
-        key = (tuple(torch.bincount(data.labels).tolist()), int(data.X.shape[1]))
-        init = previous.get(key) if warm_start and solver.get("schedule", "adaptive") in (None, "adaptive") else None
-        previous.clear()
-        res = solve_adaptive_kernel(data.X, data.y, label_term=label_term, labels=data.labels, strict=False,
-                                    init=init, **solver)
+        res = solve(data, label_term=label_term, strict=False, **solver)
         out = {"residual": res.residual, "evaluations": res.evaluations,
                "trace_sigma": float(res.Sigma.diagonal().sum())}
-        if res.converged:
-            previous[key] = res.Sigma
         if not res.converged:
             last = res.history.iloc[-1]
             return {**out, "error": f"kappa={last.kappa:g}: {last.cause}"}
