@@ -35,6 +35,7 @@ __all__ = [
     "check_symmetric",
     "check_test_labels",
     "check_model",
+    "check_model_device",
     "check_generator",
     "check_vector",
     "check_real",
@@ -154,6 +155,15 @@ def check_model(model, name: str = "model"):
     """A ``torch.nn.Module`` (or a callable for function arguments)."""
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"{name} must be a torch.nn.Module, got {type(model).__name__}")
+    return model
+
+
+def check_model_device(model, X: torch.Tensor, name: str = "X"):
+    """``model``'s parameters on ``X``'s device (a model without parameters passes); ``ValueError`` otherwise."""
+    param = next(iter(model.parameters()), None)
+    if param is not None and param.device != X.device:
+        raise ValueError(f"{name} is on {X.device} but the model's parameters are on {param.device}; "
+                         "put both on one device (model.to(X.device))")
     return model
 
 

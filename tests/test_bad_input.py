@@ -160,3 +160,14 @@ def test_check_int_replaces_the_hand_written_checks():
     for bad in (0, -1, 2.5, True, "3", None, float("nan")):
         with pytest.raises((ValueError, TypeError), match="n must be an integer"):
             v.check_int(bad, "n")
+
+
+def test_model_on_another_device_than_X_is_a_clear_value_error():
+    """A model on one device and X on another raise ValueError naming X (the meta device stands in for a GPU)."""
+    net = nk.TwoLayerNTKNet(3, 4, generator=torch.Generator().manual_seed(0)).to("meta")
+    with pytest.raises(ValueError, match="X is on cpu"):
+        nk.empirical_ntk(net, X)
+    with pytest.raises(ValueError, match="X is on cpu"):
+        nk.mlp_layer_analysis(nk.MLP(3, 4, 1, 2).to("meta"), X, LAB)
+    with pytest.raises(ValueError, match="X is on cpu"):
+        nk.train_with_ntk_probes(_mlp_classifier(3, (4,), 2).to("meta"), X, LAB, steps=1, lr=0.1)

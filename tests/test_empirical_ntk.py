@@ -214,3 +214,10 @@ def test_probed_training_divergence_is_a_divergence_error():
     with pytest.raises(nk.DivergenceError, match="diverged") as info:
         train_with_ntk_probes(model, data.X * 100, data.labels, steps=40, lr=50.0, probe_every=100, probe_per_class=3)
     assert info.value.epoch is not None
+
+
+def test_train_probed_mlp_builds_its_model_like_X():
+    """The model of train_probed_mlp has X's dtype and device (float32 here; tests/test_cuda.py for CUDA)."""
+    data = nk.gaussian_classes([6, 6], 3, generator=torch.Generator().manual_seed(0), dtype=torch.float32)
+    tr = nk.train_probed_mlp(data.X, data.labels, [8], steps=4, lr=0.01, probe_every=2, seed=0, probe_per_class=3)
+    assert tr.feature_kernels[4].dtype == torch.float32 and list(tr.frame["step"]) == [0, 2, 4]

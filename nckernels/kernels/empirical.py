@@ -20,7 +20,7 @@ from torch import nn
 from torch.func import functional_call, jacfwd, jacrev, vmap
 
 from ..validation import (check_choice, check_device, check_dtype, check_float_dtype, check_generator, check_int,
-                          check_labels, check_matrix, check_nonnegative, check_positive)
+                          check_labels, check_matrix, check_model_device, check_nonnegative, check_positive)
 
 __all__ = [
     "empirical_ntk",
@@ -95,7 +95,7 @@ def empirical_ntk(
             mode, P Jacobian-vector products per sample); both vmapped over samples.
         chunk_size: samples per vmap chunk (memory), None for all at once.
     Returns:
-        Tensor with the parameters' dtype and device.
+        Tensor with the parameters' dtype and device (X must be on that device: ValueError otherwise).
     Eq. ``entk-def`` of chapter ``09_empirical_ntk``.
     """
     if not isinstance(model, nn.Module):
@@ -111,6 +111,7 @@ def empirical_ntk(
     params = {f"model.{n}": p.detach() for n, p in model.named_parameters() if p.requires_grad}
     if not params:
         raise ValueError("model has no trainable parameters")
+    check_model_device(model, X)
     buffers = {f"model.{n}": b for n, b in model.named_buffers()}
     wrapper = _Call(model, forward or (lambda m, x: m(x)))
     Jx = _jacobians(wrapper, params, buffers, X, method, chunk_size)

@@ -24,8 +24,8 @@ from ..metrics import UndefinedNC1Error, matrix_correlation, nc1_from_features, 
 from ..data.targets import class_targets
 from ..errors import DivergenceError
 from .mlp import MLPNetwork
-from ..validation import (check_generator, check_int, check_labels, check_matrix, check_model, check_nonnegative,
-                          check_positive, check_test_labels)
+from ..validation import (check_generator, check_int, check_labels, check_matrix, check_model, check_model_device,
+                          check_nonnegative, check_positive, check_test_labels)
 
 __all__ = [
     "model_agop",
@@ -106,6 +106,7 @@ def mlp_layer_analysis(model: MLP, X, labels, *, with_agop: bool = True) -> pd.D
     """
     check_model(model)
     X = check_matrix(X, "X")
+    check_model_device(model, X)
     index, _ = check_labels(labels, X.shape[0], device=X.device)
     d_in = model.hidden[0].in_features if len(getattr(model, "hidden", ())) else None
     if d_in is not None and X.shape[1] != d_in:

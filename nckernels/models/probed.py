@@ -28,8 +28,8 @@ from ..metrics import (  # noqa: F401  (re-exported, as above)
     BlockMeans, InvariantStats, block_means, collapse_metrics, invariant_stats, kernel_alignment,
 )
 from .mlp import MLPClassifier  # noqa: F401  (re-exported, as above)
-from ..validation import (check_device, check_float_dtype, check_generator, check_int, check_labels, check_nonnegative,
-                          check_positive)
+from ..validation import (check_device, check_float_dtype, check_generator, check_int, check_labels, check_model_device,
+                          check_nonnegative, check_positive)
 
 __all__ = ["TwoLayerNTKNet", "ProbedTraining", "probe_row", "train_with_ntk_probes", "train_probed_mlp"]
 
@@ -138,6 +138,7 @@ def train_with_ntk_probes(
     if not (callable(getattr(model, "features", None)) and isinstance(getattr(model, "head", None), nn.Linear)):
         raise ValueError("model must have a features(x) method and a head = nn.Linear(p, C)")
     X = check_model_inputs(X, "X")
+    check_model_device(model, X)
     index, sizes = check_labels(labels, X.shape[0], device=X.device)
     C = sizes.numel()
     if model.head.out_features != C:
@@ -184,11 +185,15 @@ def train_probed_mlp(X, labels, hidden, *, steps: int, lr: float, probe_every: i
     """An :class:`MLPClassifier` (widths ``hidden``, C = max label + 1 outputs) drawn from
     ``torch.Generator().manual_seed(seed)`` and trained by :func:`train_with_ntk_probes` with the same generator.
 
+    The model has X's dtype and device; the generator stays on the CPU (its draws are moved), so one seed gives
+    the same network, probe samples and batches on every device.
     The run of chapter ``09_empirical_ntk``: one seed fixes the initialisation, the probe samples and the batches.
     """
+    X = check_model_inputs(X, "X")
     index = torch.as_tensor(labels)
     g = torch.Generator().manual_seed(seed)
-    model = MLPClassifier(X.shape[1], hidden, int(index.max()) + 1, init_scale=init_scale, generator=g)
+    model = MLPClassifier(X.shape[1], hidden, int(index.max()) + 1, init_scale=init_scale, generator=g,
+                          dtype=X.dtype, device=X.device)
     return train_with_ntk_probes(model, X, labels, steps=steps, lr=lr, probe_every=probe_every,
                                  probe_per_class=probe_per_class, momentum=momentum, weight_decay=weight_decay,
                                  generator=g)

@@ -224,5 +224,5 @@ def eos_residual(X, y, Sigma, *, kappa: float, noise_var: float = 1e-6, sigma_w:
     r"""Relative fixed-point residual ||Sigma - Phi(Sigma)||_F / ||Sigma||_F of :func:`eos_update` Phi (eq. ``ak-eos``)."""
     new = eos_update(X, y, Sigma, kappa=kappa, noise_var=noise_var, sigma_w=sigma_w, sigma_a=sigma_a,
                      label_term=label_term, sigma_w2=sigma_w2, sigma_a2=sigma_a2)
-    Sigma = torch.as_tensor(Sigma, dtype=new.dtype)
+    Sigma = torch.as_tensor(Sigma, dtype=new.dtype, device=new.device)
     return float(torch.linalg.matrix_norm(Sigma - new) / torch.linalg.matrix_norm(Sigma))
