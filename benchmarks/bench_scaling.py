@@ -78,7 +78,8 @@ def main(argv=None):
         print(f"training  N=  1024  h={h:5d} {s * 1e3:8.2f} ms/epoch", flush=True)
     machine = {"threads": torch.get_num_threads(), "cpus": os.cpu_count(), "torch": torch.__version__,
                "processor": platform.processor() or platform.machine(), "device": "cpu",
-               "date": datetime.date.today().isoformat(), "quick": bool(args.quick)}
+               "date": datetime.date.today().isoformat(), "quick": bool(args.quick),
+               "load_average_1_5_15": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}  # its own threads included
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_name(f".{args.out.name}.tmp")
     tmp.write_text(json.dumps({"machine": machine, "rows": rows}, indent=1))

@@ -129,7 +129,7 @@ def test_streamed_family_equals_full_kernels(weights):
     from nckernels.grids import two_layer_family_nc1
 
     data = nk.gaussian_classes([37, 90], 6, generator=torch.Generator().manual_seed(3), shuffle=True)
-    for chunk in (1, 16, 1000):
+    for chunk in (1, 16, 1000, None):
         got = two_layer_family_nc1(data.X, data.labels, sigma_w=1.2, sigma_b=0.3, sigma_a=0.9, chunk=chunk, between_weights=weights)
         for act in ("erf", "relu"):
             full = {"NNGP": nk.nngp(data.X, activation=act, sigma_w=1.2, sigma_b=0.3),
@@ -142,3 +142,15 @@ def test_streamed_family_equals_full_kernels(weights):
         assert got["NTK erf (as coded)"].nc1 == pytest.approx(nk.nc1_from_kernel(coded, data.labels, between_weights=weights).nc1, rel=1e-10)
     with pytest.raises(ValueError, match="chunk"):
         two_layer_family_nc1(data.X, data.labels, chunk=0)
+
+
+def test_streaming_chunk_keeps_blocks_small():
+    from nckernels.experiments.grids import streaming_chunk
+
+    assert streaming_chunk(1024) == 256 and streaming_chunk(127) == 256  # small N: the 256-row cap
+    for N in (4096, 8192, 16384, 65536):
+        c = streaming_chunk(N)
+        assert 8 <= c < 256 and c * N <= 2**19 < 2 * c * N  # about 2^19 entries per block array
+    assert streaming_chunk(10**7) == 8
+    with pytest.raises(ValueError, match="N"):
+        streaming_chunk(0)

@@ -30,6 +30,14 @@ __all__ = ["two_layer_family_nc1", "kernel_nc1_grid", "summarize_grid", "kernel_
            "network_kernels", "trained_network_grid", "adaptive_measure", "adaptive_nc1_grid", "eos_convergence_map"]
 
 
+def streaming_chunk(N: int, *, entries: int = 2**19, largest: int = 256, smallest: int = 8) -> int:
+    """Rows per block of :func:`two_layer_family_nc1` at N samples: ``entries // N`` clipped to [smallest, largest],
+    so that each (rows, N) float64 array of the family is about 4 MiB and a block's arrays stay in cache."""
+    if isinstance(N, bool) or not isinstance(N, int) or N < 1:
+        raise ValueError(f"N must be a positive integer, got {N!r}")
+    return max(smallest, min(largest, entries // N))
+
+
 def two_layer_family_nc1(
     X,
     labels,
@@ -40,22 +48,25 @@ def two_layer_family_nc1(
     sigma_a: float = 1.0,
     include_as_coded: bool = True,
     between_weights: str = "uniform",
-    chunk: int = 256,
+    chunk: int | None = None,
 ) -> dict[str, NC1Result]:
     """NC1 of the NNGP and NTK of each activation (and the reference's erf NTK) without forming N x N kernels.
 
     Rows of K1 are computed ``chunk`` at a time and every kernel of the family is reduced at once to
     its diagonal and per-class row sums (the inputs of :func:`~nckernels.metrics.nc1_from_block_sums`), so the
-    working set stays in cache and memory is O(chunk N). Coincident points get c = v exactly, as in the
+    working set stays in cache and memory is O(chunk N). ``chunk`` None picks :func:`streaming_chunk` (N): about
+    2^19 kernel entries per (chunk, N) array, at most 256 rows, at least 8. A fixed 256 rows fell out of cache above
+    N = 8192 (2 cores: 32.5 s at N = 16384 against 8.8 s with 32 rows; benchmarks/bench_scaling.py). Coincident points get c = v exactly, as in the
     symmetric path of :func:`~nckernels.kernels.two_layer.nngp`; results equal ``nc1_from_kernel(ntk(X), labels)`` etc.
     to rounding.
     """
     X = check_matrix(X, "X")
-    if not isinstance(chunk, int) or chunk < 1:
-        raise ValueError(f"chunk must be a positive integer, got {chunk!r}")
+    if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
+        raise ValueError(f"chunk must be a positive integer or None, got {chunk!r}")
     sigma_w, sigma_b = _scales(sigma_w, sigma_b)
     sigma_a = check_nonnegative(sigma_a, "sigma_a")
     N, d0 = X.shape
+    chunk = streaming_chunk(N) if chunk is None else chunk
     index, sizes = check_labels(labels, N, device=X.device)
     C = sizes.numel()
     Y = torch.nn.functional.one_hot(index, C).to(X.dtype)  # (N, C)
