@@ -33,9 +33,7 @@ __all__ = ["two_layer_family_nc1", "kernel_nc1_grid", "summarize_grid", "kernel_
 def streaming_chunk(N: int, *, entries: int = 2**19, largest: int = 256, smallest: int = 8) -> int:
     """Rows per block of :func:`two_layer_family_nc1` at N samples: ``entries // N`` clipped to [smallest, largest],
     so that each (rows, N) float64 array of the family is about 4 MiB and a block's arrays stay in cache."""
-    if isinstance(N, bool) or not isinstance(N, int) or N < 1:
-        raise ValueError(f"N must be a positive integer, got {N!r}")
-    return max(smallest, min(largest, entries // N))
+    return max(smallest, min(largest, entries // check_int(N, "N")))
 
 
 def two_layer_family_nc1(
@@ -61,8 +59,7 @@ def two_layer_family_nc1(
     to rounding.
     """
     X = check_matrix(X, "X")
-    if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
-        raise ValueError(f"chunk must be a positive integer or None, got {chunk!r}")
+    chunk = check_int(chunk, "chunk", allow_none=True)
     sigma_w, sigma_b = _scales(sigma_w, sigma_b)
     sigma_a = check_nonnegative(sigma_a, "sigma_a")
     N, d0 = X.shape
