@@ -20,6 +20,7 @@ from nckernels.adaptive import (
     eos_label_matrix,
     eos_residual,
     eos_update,
+    newton_step,
     solve_adaptive_kernel,
 )
 
@@ -352,7 +353,7 @@ def test_warm_start_from_a_neighbouring_draw_reaches_the_same_fixed_point():
         return nk.gaussian_classes([48, 48], 1, generator=torch.Generator().manual_seed(seed))
 
     a, b = draw(3), draw(4)
-    kw = dict(width=500, noise_var=1e-6, tol=1e-10)
+    kw = dict(width=500, noise_var=1e-6, tol=1e-10, newton_dims=0)  # the Anderson path (Newton: tests below)
     cold_a, cold_b = solve_adaptive_kernel(a.X, a.y, **kw), solve_adaptive_kernel(b.X, b.y, **kw)
     warm = solve_adaptive_kernel(b.X, b.y, init=cold_a.Sigma, **kw)
     assert warm.converged and warm.residual <= 1e-10 and len(warm.history) == 1
@@ -398,3 +399,47 @@ def test_network_kernels_adaptive_warm_starts_draw_to_draw():
     adaptive(a)
     cold = solve_adaptive_kernel(b.X, b.y, width=500, labels=b.labels)
     assert _rel(adaptive(b), cold.kernel) <= 1e-8
+
+
+@pytest.mark.parametrize("d0", [1, 2])
+@pytest.mark.parametrize("label_term, noise_var", [("eos", 1e-6), ("eos", 1e-2), ("reference", 1e-6)])
+def test_newton_reaches_the_fixed_point_of_the_continuation(d0, label_term, noise_var):
+    # Newton runs where the Anderson jump from the NNGP fails; either way the answer is the one the continuation
+    # (newton_dims=0) finds, a fixed point to tol
+    d = nk.gaussian_classes([48, 48], d0, generator=torch.Generator().manual_seed(4))
+    kw = dict(width=500, noise_var=noise_var, label_term=label_term, tol=1e-10)
+    ours = solve_adaptive_kernel(d.X, d.y, **kw)
+    cont = solve_adaptive_kernel(d.X, d.y, newton_dims=0, **kw)
+    assert ours.converged and cont.converged
+    assert _rel(ours.Sigma, cont.Sigma) <= 1e-8
+    assert eos_residual(d.X, d.y, ours.Sigma, kappa=500, noise_var=noise_var, label_term=label_term) <= 1e-10
+    assert int(ours.history.evaluations.sum()) == ours.evaluations
+    problem = make_problem(d.X, d.y, noise_var=noise_var, label_term=label_term)
+    nngp = torch.eye(d0, dtype=torch.float64) / d0
+    if evaluate(problem, nngp, 500.0).new_Sigma is None:  # the NNGP is outside the map's domain: no jump
+        assert ours.history.method.tolist() == ["newton"] and cont.history.method.iloc[-1] == "continuation"
+        assert ours.evaluations < cont.evaluations
+    else:
+        assert ours.history.method.tolist() == ["jump"]
+
+
+def test_newton_step_starts_outside_the_maps_domain():
+    # at the NNGP the precision (d0/sigma_w^2) I - G/kappa is not positive definite (the map is undefined), but
+    # F(Lam) = Lam - P(Lam^{-1}) is: Newton converges from there, quadratically at the end
+    d = nk.gaussian_classes([48, 48], 1, generator=torch.Generator().manual_seed(4))
+    problem = make_problem(d.X, d.y, noise_var=1e-6)
+    nngp = torch.eye(1, dtype=torch.float64)
+    ev0 = evaluate(problem, nngp, 500.0)
+    assert ev0.new_Sigma is None and ev0.precision is not None and float(ev0.precision) < 0
+    ev, it, evals, cause = newton_step(problem, nngp, 500.0, tol=1e-12, max_iter=30)
+    assert cause == "" and ev.residual <= 1e-12 and evals >= 1 + 2 * it  # start, then per iteration 1 FD + >= 1 trial
+    assert float((ev.precision - torch.linalg.inv(ev.Sigma)).abs()) <= 1e-10 * float(ev.precision.abs())
+    # a budget too small fails with its cause, and returns the last iterate
+    ev1, it1, _, cause1 = newton_step(problem, nngp, 500.0, tol=1e-12, max_iter=1)
+    assert it1 == 1 and "max_iter=1" in cause1 and ev1.residual > 1e-12
+
+
+@pytest.mark.parametrize("kw, match", [({"newton_dims": -1}, "newton_dims"), ({"newton_iter": 0}, "newton_iter")])
+def test_newton_options_bad_input(small, kw, match):
+    with pytest.raises(ValueError, match=match):
+        solve_adaptive_kernel(small.X, small.y, width=500, **kw)

@@ -67,24 +67,28 @@ class EoSEvaluation:
     fbar: torch.Tensor
     residual: float  # ||Sigma - new_Sigma||_F / ||Sigma||_F (inf when new_Sigma is None)
     cause: str = ""
+    # (d0/sigma_w^2) I - G/kappa, the precision the map inverts (None when G is not finite); defined even where it
+    # is not positive definite, so Newton's method on Sigma^{-1} - precision can start outside the map's domain
+    precision: torch.Tensor | None = None
 
 
 def precision_step(problem: EoSProblem, Sigma, G, kappa):
-    """Sigma' = ((d0/sigma_w^2) I - G/kappa)^{-1} (exactly symmetric) and the relative residual, or (None, inf, cause).
+    """Sigma' = ((d0/sigma_w^2) I - G/kappa)^{-1} (exactly symmetric), the relative residual, "" and the
+    precision; or (None, inf, cause, precision or None) where Sigma' is undefined.
 
     Eq. ``ak-eos`` of chapter ``05_adaptive_kernel``.
     """
     d0 = Sigma.shape[0]
     if not bool(torch.isfinite(G).all()):
-        return None, math.inf, "non-finite kernel or gradient"
+        return None, math.inf, "non-finite kernel or gradient", None
     precision = torch.eye(d0, dtype=G.dtype, device=G.device).mul_(d0 / problem.sigma_w2).sub_(G, alpha=1.0 / kappa)
     C, info = torch.linalg.cholesky_ex(precision)
     if int(info) != 0:
-        return None, math.inf, "the precision (d0/sigma_w2) I - G/kappa is not positive definite"
+        return None, math.inf, "the precision (d0/sigma_w2) I - G/kappa is not positive definite", precision
     new = torch.cholesky_inverse(C)
     new = 0.5 * (new + new.T)
     res = float(torch.linalg.matrix_norm(Sigma - new) / torch.linalg.matrix_norm(Sigma))
-    return new, res, ""
+    return new, res, "", precision
 
 
 class EoSWorkspace:
@@ -160,8 +164,8 @@ def evaluate(problem: EoSProblem, Sigma: torch.Tensor, kappa: float, *, workspac
     PX = torch.mm(A, X).sub_(r[:, None] * X)  # (N, N) @ (N, d0) -> (N, d0)
     G = (X.T @ PX).mul_(c)  # (d0, N) @ (N, d0) -> (d0, d0)
     G = 0.5 * (G + G.T)  # a non-finite Q1 or alpha shows up here, in d0 x d0
-    new, res, cause = precision_step(problem, Sigma, G, kappa)
-    return EoSEvaluation(Sigma, new, Q, fbar, res, cause)
+    new, res, cause, precision = precision_step(problem, Sigma, G, kappa)
+    return EoSEvaluation(Sigma, new, Q, fbar, res, cause, precision)
 
 
 def evaluate_direct(problem: EoSProblem, Sigma: torch.Tensor, kappa: float) -> EoSEvaluation:
@@ -192,11 +196,11 @@ def evaluate_direct(problem: EoSProblem, Sigma: torch.Tensor, kappa: float) -> E
     C, info = torch.linalg.cholesky_ex(precision)
     if int(info) != 0:
         return EoSEvaluation(Sigma, None, Q, fbar, math.inf,
-                             "the precision (d0/sigma_w2) I - G/kappa is not positive definite")
+                             "the precision (d0/sigma_w2) I - G/kappa is not positive definite", precision)
     new = torch.cholesky_inverse(C)
     new = 0.5 * (new + new.T)
     res = float(torch.linalg.matrix_norm(Sigma - new) / torch.linalg.matrix_norm(Sigma))
-    return EoSEvaluation(Sigma, new, Q, fbar, res)
+    return EoSEvaluation(Sigma, new, Q, fbar, res, "", precision)
 
 
 def eos_update(X, y, Sigma, *, kappa: float, noise_var: float = 1e-6, sigma_w: float | None = None,
