@@ -196,6 +196,8 @@ def newton_step(problem: EoSProblem, Sigma0, kappa: float, *, tol, max_iter: int
         for k in range(n):
             e = F.new_zeros(n)
             e[k] = delta
+            if int(torch.linalg.cholesky_ex(Lam + sym(e))[1]) != 0:  # Lam at the edge of the cone: no difference
+                return ev, it, evals, "Newton: the difference step leaves the positive definite matrices"
             _, Fk = at(Lam + sym(e))
             evals += 1
             if Fk is None:
