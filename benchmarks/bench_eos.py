@@ -11,9 +11,13 @@ noise_var 1e-6, sigma_a^2 = 1/128, sigma_w = 1, the reference label term (``labe
   (``reference_eos_port.py``: float32, newton_krylov f_tol 5e-4, autograd, explicit inverses);
   distances ||Sigma - Sigma_ours(1e-10)||_F / ||Sigma_ours(1e-10)||_F;
 * cost against N (256 ... 4096, d0 = 128, one solve each at tol 1e-6) and the fitted exponent;
-* warm start: the draws of one cell (N = 1024, d0 = 1) solved cold and from the previous draw's solution.
+* warm start: the draws of one cell (N = 1024, d0 = 1) solved cold and from the previous draw's solution;
+* Newton at small d0: the cells of chapter 6's imbalanced grid where the Anderson jump fails (N = 2048, d0 = 1,
+  split 1024/1024, draws 0 and 1 by default), each solved cold with the Newton step (``newton_dims=3``, the
+  default) and with the continuation alone (``newton_dims=0``, the solver before it), interleaved.
 
-Writes benchmarks/out/eos_benchmark.json and benchmarks/out/eos_scaling.json (with machine facts).
+Writes benchmarks/out/eos_benchmark.json, eos_scaling.json, eos_warm_start.json and eos_newton.json (with
+machine facts).
 
     python benchmarks/bench_eos.py --threads 2            # the full run
     python benchmarks/bench_eos.py --quick                # smoke run (N = 128, d0 = 16; < 30 s)
@@ -203,6 +207,37 @@ def warm_start(N, d0, draws, *, width, noise_var):
     return out
 
 
+def newton_vs_continuation(split, d0, draws, *, width, noise_var):
+    """The cells (split, d0, draw) of chapter 6's grid data solved cold (from the NNGP, the default label term,
+    tol 1e-10) with the Newton step (the default) and without it (``newton_dims=0``: the continuation after the
+    failed jump), interleaved draw by draw: seconds, evaluations, the method of the first step, and the
+    relative distance between the two answers."""
+    from nckernels.experiments.cells import Cell
+    rows = []
+    for draw in draws:
+        data = Cell(tuple(split), d0, draw).data()
+        t0 = time.perf_counter()
+        newton = solve_adaptive_kernel(data.X, data.y, width=width, noise_var=noise_var, strict=False)
+        t1 = time.perf_counter()
+        cont = solve_adaptive_kernel(data.X, data.y, width=width, noise_var=noise_var, strict=False, newton_dims=0)
+        t2 = time.perf_counter()
+        row = {"split": "/".join(map(str, split)), "N": sum(split), "d0": d0, "draw": draw,
+               "newton_seconds": t1 - t0, "newton_evaluations": int(newton.evaluations),
+               "newton_converged": bool(newton.converged), "newton_method": str(newton.history["method"].iloc[0]),
+               "continuation_seconds": t2 - t1, "continuation_evaluations": int(cont.evaluations),
+               "continuation_converged": bool(cont.converged),
+               "relative_distance": relative(newton.Sigma, cont.Sigma) if newton.converged and cont.converged else None}
+        row["ratio_seconds"] = row["continuation_seconds"] / row["newton_seconds"]
+        rows.append(row)
+        print(f"Newton vs continuation {row['split']} d0={d0} draw {draw}: Newton {row['newton_evaluations']} evaluations "
+              f"{row['newton_seconds']:.1f} s (first step: {row['newton_method']}), continuation "
+              f"{row['continuation_evaluations']} evaluations {row['continuation_seconds']:.1f} s, "
+              f"ratio {row['ratio_seconds']:.1f}x, distance {row['relative_distance']}", flush=True)
+    total = sum(r["continuation_seconds"] for r in rows) / sum(r["newton_seconds"] for r in rows)
+    print(f"Newton vs continuation over {len(rows)} solves: {total:.1f}x faster", flush=True)
+    return {"rows": rows, "ratio_seconds": total}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="N = 128, d0 = 16, scaling N = 64 ... 256 (smoke run)")
@@ -217,6 +252,10 @@ def main(argv=None):
     p.add_argument("--skip-warm", action="store_true", help="skip the cold-vs-warm-start comparison over draws")
     p.add_argument("--warm-N", type=int, default=1024, help="N of the warm-start comparison (d0 = 1, its hard case)")
     p.add_argument("--warm-draws", type=int, default=5)
+    p.add_argument("--skip-newton", action="store_true", help="skip the Newton-vs-continuation comparison")
+    p.add_argument("--newton-split", type=int, nargs="+", default=[1024, 1024],
+                   help="class sizes of the Newton comparison (chapter 6's imbalanced grid, d0 = 1)")
+    p.add_argument("--newton-draws", type=int, nargs="+", default=[0, 1])
     p.add_argument("--out", type=Path, default=OUT, help="folder of the JSON records")
     args = p.parse_args(argv)
     if args.threads:
@@ -236,6 +275,12 @@ def main(argv=None):
                **warm_start(128 if args.quick else args.warm_N, 1, 3 if args.quick else args.warm_draws,
                             width=args.width, noise_var=args.noise_var)}
         (args.out / f"eos_warm_start{suffix}.json").write_text(json.dumps(rec, indent=1))
+    if not args.skip_newton:
+        split, draws = ([64, 64], [0]) if args.quick else (args.newton_split, args.newton_draws)
+        rec = {"machine": dict(machine(), quick=args.quick), "width": args.width, "noise_var": args.noise_var,
+               **newton_vs_continuation(split, 1, draws, width=args.width, noise_var=args.noise_var)}
+        rec["machine_after"] = machine()
+        (args.out / f"eos_newton{suffix}.json").write_text(json.dumps(rec, indent=1))
     if not args.skip_scaling:
         rec = {"machine": dict(machine(), quick=args.quick), "width": args.width, "noise_var": args.noise_var, "label_term": "reference",
                **scaling(Ns, d0_scaling, width=args.width, noise_var=args.noise_var)}
