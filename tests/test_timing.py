@@ -45,3 +45,13 @@ def test_paper_times_adds_runs_per_set_and_counts_each_session_once(tmp_path):
     assert wall == 630.0 and list(sets["finished"]) == ["2026-11-30"] * 2
     empty, none = paper_times(tmp_path / "missing")
     assert empty.empty and none == 0.0
+
+
+def test_value_span_one_value_or_range():
+    from nckernels.experiments.timing import value_span
+
+    assert value_span([10.21, 10.21], ".1f") == "10.2"
+    assert value_span([98.3, 580.84], ".0f") == "98 to 581"
+    assert value_span([18, 17], "d") == "17 to 18"
+    with pytest.raises(ValueError, match="values"):
+        value_span([], "d")

@@ -14,7 +14,7 @@ import pathlib
 import numpy as np
 import pandas as pd
 
-__all__ = ["fit_power_law", "load_timings", "chapter_times", "paper_times"]
+__all__ = ["fit_power_law", "value_span", "load_timings", "chapter_times", "paper_times"]
 
 
 def fit_power_law(sizes, seconds) -> tuple[float, float]:
@@ -31,6 +31,18 @@ def fit_power_law(sizes, seconds) -> tuple[float, float]:
         raise ValueError("sizes and seconds must be finite and positive")
     p, logc = np.polyfit(np.log(x), np.log(y), 1)
     return float(p), float(math.exp(logc))
+
+
+def value_span(values, fmt: str) -> str:
+    """One recorded value formatted with ``fmt``, or "lo to hi" where the values differ (e.g. timings over draws).
+
+    Chapter ``appendix_scaling``.
+    """
+    x = pd.Series(values)
+    if x.empty:
+        raise ValueError("values must hold at least one value")
+    lo, hi = x.min(), x.max()
+    return format(lo, fmt) if lo == hi else f"{lo:{fmt}} to {hi:{fmt}}"
 
 
 def load_timings(path) -> tuple[pd.DataFrame, dict]:
