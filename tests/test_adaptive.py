@@ -20,9 +20,11 @@ from nckernels.adaptive import (
     eos_label_matrix,
     eos_residual,
     eos_update,
+    bracket_step,
     newton_step,
     solve_adaptive_kernel,
 )
+from nckernels.models.adaptive import solver as eos_solver
 
 
 @pytest.fixture(scope="module")
@@ -437,6 +439,63 @@ def test_newton_step_starts_outside_the_maps_domain():
     # a budget too small fails with its cause, and returns the last iterate
     ev1, it1, _, cause1 = newton_step(problem, nngp, 500.0, tol=1e-12, max_iter=1)
     assert it1 == 1 and "max_iter=1" in cause1 and ev1.residual > 1e-12
+
+
+@pytest.mark.parametrize("sizes, seed", [([48, 48], 4), ([32, 96], 1), ([96, 96], 7)])
+@pytest.mark.parametrize("start", [1.0, 1e-3, 1e3])
+def test_bracket_step_finds_newtons_root(sizes, seed, start):
+    # d0 = 1: the sign change nearest the start is the root Newton reaches from the NNGP, a fixed point to tol,
+    # also from starts three decades away on either side
+    d = nk.gaussian_classes(sizes, 1, generator=torch.Generator().manual_seed(seed))
+    problem = make_problem(d.X, d.y, noise_var=1e-6)
+    nngp = torch.eye(1, dtype=torch.float64)
+    ref, _, _, cause = newton_step(problem, nngp, 500.0, tol=1e-12, max_iter=30)
+    assert cause == ""
+    ev, it, evals, cause = bracket_step(problem, start * nngp, 500.0, tol=1e-10, max_iter=30)
+    assert cause == "" and ev.residual <= 1e-10 and evals > it
+    assert _rel(ev.Sigma, ref.Sigma) <= 1e-8
+    assert eos_residual(d.X, d.y, ev.Sigma, kappa=500, noise_var=1e-6) <= 1e-10
+
+
+def test_bracket_step_failures_say_why():
+    d = nk.gaussian_classes([48, 48], 1, generator=torch.Generator().manual_seed(4))
+    problem = make_problem(d.X, d.y, noise_var=1e-6)
+    one = torch.eye(1, dtype=torch.float64)
+    with pytest.raises(ValueError, match="Sigma0"):
+        bracket_step(problem, torch.eye(2, dtype=torch.float64), 500.0, tol=1e-10, max_iter=30)
+    root, _, _, _ = bracket_step(problem, one, 500.0, tol=1e-10, max_iter=30)
+    # no sign change within one factor-2 step of a start 1e6 times the root: the cause says so
+    ev, it, evals, cause = bracket_step(problem, 1e6 * root.Sigma, 500.0, tol=1e-10, max_iter=30, max_expand=1)
+    assert cause.startswith("bracket: f keeps one sign") and it == 0 and evals == 3
+    # a tolerance below rounding: the root is pinned, the residual cannot follow, and the cause names the floor
+    ev, it, evals, cause = bracket_step(problem, one, 500.0, tol=1e-30, max_iter=200)
+    assert cause.startswith(eos_solver.FLOOR_CAUSE) and 0 < ev.residual < 1e-8
+    assert _rel(ev.Sigma, root.Sigma) <= 1e-9
+
+
+def _failing_newton(problem, Sigma0, kappa, **kw):
+    ev = evaluate(problem, Sigma0, kappa)
+    return ev, 1, 1, "Newton: no step along the Newton direction reduces the residual"
+
+
+def test_solver_brackets_where_newton_fails(monkeypatch):
+    # d0 = 1, NNGP outside the map's domain, Newton made to fail: the bracket answers, with the continuation's
+    # Sigma; at a tolerance below rounding the solve fails at once with the floor as its cause (no continuation)
+    d = nk.gaussian_classes([48, 48], 1, generator=torch.Generator().manual_seed(4))
+    cont = solve_adaptive_kernel(d.X, d.y, width=500, noise_var=1e-6, newton_dims=0)
+    monkeypatch.setattr(eos_solver, "newton_step", _failing_newton)
+    res = solve_adaptive_kernel(d.X, d.y, width=500, noise_var=1e-6)
+    assert res.converged and res.history.method.tolist() == ["bracket"]
+    assert _rel(res.Sigma, cont.Sigma) <= 1e-8 and res.evaluations < cont.evaluations
+    low = solve_adaptive_kernel(d.X, d.y, width=500, noise_var=1e-6, tol=1e-30, strict=False)
+    assert not low.converged and low.history.method.tolist() == ["bracket"]
+    assert low.history.cause.iloc[0].startswith(eos_solver.FLOOR_CAUSE) and low.evaluations < 300
+    with pytest.raises(EoSConvergenceError, match="rounding floor"):
+        solve_adaptive_kernel(d.X, d.y, width=500, noise_var=1e-6, tol=1e-30)
+    # at d0 = 2 there is no bracket: a failed Newton hands over to the continuation
+    d2 = nk.gaussian_classes([48, 48], 2, generator=torch.Generator().manual_seed(4))
+    res2 = solve_adaptive_kernel(d2.X, d2.y, width=500, noise_var=1e-6)
+    assert "bracket" not in set(res2.history.method)
 
 
 @pytest.mark.parametrize("kw, match", [({"newton_dims": -1}, "newton_dims"), ({"newton_iter": 0}, "newton_iter")])

@@ -18,7 +18,7 @@ Everything is derived in book chapter ``05_adaptive_kernel``.
 
 Layer 4 (models). A package: :mod:`.problem` (the kernel Q1, its gradient, the label matrix, the scale
 convention), :mod:`.map` (the frozen :class:`EoSProblem` and one evaluation of the fixed-point map),
-:mod:`.solver` (Anderson step, Newton step for small d0, annealing, result, :class:`EoSConvergenceError`).
+:mod:`.solver` (Anderson step, Newton step for small d0, bracketing step for d0 = 1, annealing, result, :class:`EoSConvergenceError`).
 """
 from .map import *  # noqa: F401,F403
 from .map import __all__ as _map

@@ -22,6 +22,7 @@ __all__ = [
     "AdaptiveKernelResult",
     "anderson_step",
     "newton_step",
+    "bracket_step",
     "predict_start",
     "step_row",
     "labels_of",
@@ -72,7 +73,7 @@ class AdaptiveKernelResult:
     Sigma (d0, d0), kernel = Q1[Sigma] (N, N), fbar (N,); history: one row per annealing step with
     columns kappa, status, iterations, evaluations, substeps, residual, nc1_kernel, nc1_fbar,
     train_mse, trace_sigma, cause, tol (the tolerance of that step), method (how the step was solved:
-    "jump", "newton", "continuation" or "schedule").
+    "jump", "newton", "bracket", "continuation" or "schedule").
     Chapter ``05_adaptive_kernel``.
     """
 
@@ -226,6 +227,87 @@ def newton_step(problem: EoSProblem, Sigma0, kappa: float, *, tol, max_iter: int
     return ev, max_iter, evals, f"Newton: max_iter={max_iter} reached"
 
 
+#: bracket_step: a bracket this narrow in log Sigma pins the root to rounding; a residual above tol there is the
+#: map's rounding floor, not a slow solve, and the solver stops (the cause starts with FLOOR_CAUSE).
+FLOOR_BRACKET = 1e-12
+FLOOR_CAUSE = "bracket: rounding floor"
+
+
+def bracket_step(problem: EoSProblem, Sigma0, kappa: float, *, tol, max_iter: int, workspace: EoSWorkspace | None = None,
+                 factor: float = 2.0, max_expand: int = 40):
+    """The scalar EoS (d0 = 1) at one kappa by bracketing: a sign change of f(u) = lam - P(1/lam), lam = e^u the
+    precision Sigma^{-1} and P(Sigma) = d0/sigma_w^2 - G(Sigma)/kappa the precision the map inverts, then a
+    safeguarded secant (Illinois) search inside the bracket.
+
+    Newton's method (:func:`newton_step`) can stop at a local minimum of |f| that is not a root (measured: N = 2048,
+    split 768/1280, d0 = 1, draw 9 of chapter 6's grid, where f > 0 from lam = 0.03 to 1000 with dips near 0.1 and
+    2, and the root lies near lam = 0.02); the continuation then took 1 635 s. A sign change cannot be missed that
+    way: from u0 = log(1/Sigma0) the search steps outwards by ``factor`` on both sides, alternately, up to
+    ``max_expand`` steps each, and takes the sign change nearest u0 (the root nearest the start: for the NNGP
+    start, the one the annealing reaches at large kappa). f is defined wherever Q1 + sigma^2 I is positive
+    definite, also where P(1/lam) <= 0 (outside the map's domain). Converged means the map's own relative
+    residual |Sigma - 1/P(Sigma)| / Sigma <= ``tol`` (as in :func:`anderson_step`); the secant search takes at
+    most ``max_iter`` evaluations. Returns (evaluation at the final iterate, iterations, evaluations, cause or "").
+    Chapter ``05_adaptive_kernel``.
+    """
+    if Sigma0.shape != (1, 1):
+        raise ValueError(f"bracket_step solves the scalar EoS (d0 = 1), got Sigma0 of shape {tuple(Sigma0.shape)}")
+    one = Sigma0.new_ones(1, 1)
+
+    def at(u):  # (evaluation, f) at lam = e^u; f None where the map's pieces are not finite
+        ev = evaluate(problem, one * math.exp(-u), kappa, workspace=workspace)
+        return ev, (None if ev.precision is None else math.exp(u) - float(ev.precision))
+
+    u0 = -math.log(float(Sigma0))
+    step = math.log(factor)
+    ev0, f0 = at(u0)
+    evals = 1
+    if f0 is not None and ev0.new_Sigma is not None and ev0.residual <= tol:
+        return ev0, 0, evals, ""
+    outer = {+1: (u0, ev0, f0), -1: (u0, ev0, f0)}  # the outermost point of each side (an evaluation holds N x N)
+    bracket = None
+    for k in range(1, max_expand + 1):
+        for side in (-1, +1):  # lower lam (larger Sigma) first: feature learning grows Sigma
+            u = u0 + side * k * step
+            ev, f = at(u)
+            evals += 1
+            last = outer[side]
+            outer[side] = (u, ev, f)
+            if f is not None and last[2] is not None and (f == 0 or (f > 0) != (last[2] > 0)):
+                bracket = (last, (u, ev, f))
+                break
+        if bracket is not None:
+            break
+    if bracket is None:
+        return ev0, 0, evals, f"bracket: f keeps one sign over lam in e^(+-{max_expand * step:.3g}) of the start"
+    (a, ev_a, fa), (b, ev_b, fb) = bracket
+    best = (ev_a, fa) if abs(fa) <= abs(fb) else (ev_b, fb)
+    for it in range(1, max_iter + 1):
+        if best[0].new_Sigma is not None and best[0].residual <= tol:
+            return best[0], it - 1, evals, ""
+        c = b - fb * (b - a) / (fb - fa) if fb != fa else 0.5 * (a + b)  # secant in u
+        if not (min(a, b) < c < max(a, b)):
+            c = 0.5 * (a + b)
+        ev_c, fc = at(c)
+        evals += 1
+        if fc is None:
+            return ev_c, it, evals, "bracket: the kernel or gradient is not finite inside the bracket"
+        if abs(fc) <= abs(best[1]):
+            best = (ev_c, fc)
+        if (fc > 0) == (fb > 0):  # c replaces b and a is kept: Illinois halves f(a), so a kept end moves too
+            b, fb, fa = c, fc, 0.5 * fa
+        else:  # the sign changed: b becomes the other end
+            a, fa, b, fb = b, fb, c, fc
+        if abs(b - a) <= FLOOR_BRACKET:  # Sigma pinned to 1e-12 (relative): only rounding is left
+            if best[0].new_Sigma is not None and best[0].residual <= tol:
+                return best[0], it, evals, ""
+            return best[0], it, evals, (f"{FLOOR_CAUSE}: the root is bracketed to {FLOOR_BRACKET:.0e} in Sigma, and the "
+                                        f"map's residual there is {best[0].residual:.2g}, above tol {tol:g}")
+    if best[0].new_Sigma is not None and best[0].residual <= tol:
+        return best[0], max_iter, evals, ""
+    return best[0], max_iter, evals, f"bracket: max_iter={max_iter} reached"
+
+
 def step_row(kappa, ev, labels, y, iterations, evaluations, substeps, cause):
     """One history row of an annealing step (NC1 of Q1 and of fbar fbar^T, MSE, Tr Sigma). Chapter ``05_adaptive_kernel``."""
     has_classes = labels is not None
@@ -308,7 +390,12 @@ def solve_adaptive_kernel(
       NNGP straight at kappa = ``width`` (at most ``newton_iter`` iterations) before the continuation: at
       small d0 and small noise the map is steep, the NNGP often lies outside its domain, and the continuation
       crawls (N = 2048, d0 = 1: 161 and 1114 evaluations on two draws, against 17 each for Newton; the same
-      Sigma to 5e-12). ``newton_dims=0`` turns it off.
+      Sigma to 5e-12). ``newton_dims=0`` turns it off. At d0 = 1 a failed Newton step is followed by
+      :func:`bracket_step` (a sign change of the scalar equation, then a safeguarded secant): Newton can stop at
+      a local minimum of |F| that is not a root (N = 2048, split 768/1280, d0 = 1, draw 9: the continuation
+      then took 1 635 s, the bracket 20 evaluations, the same Sigma). Where the bracket pins the root to
+      rounding and the residual there stays above ``tol``, the solve fails at once with that cause: the
+      continuation solves the same map at the same kappa and meets the same floor (measured: 3 325 s to fail).
     * ``"reference"``: every value of :func:`default_schedule` (the reference code's 24 values for
       width 500), each solved to ``tol`` (``step_tol`` defaults to ``tol``).
     * a decreasing sequence of kappa values ending at ``width``: as ``"reference"`` with those values.
@@ -385,9 +472,13 @@ def solve_adaptive_kernel(
         attempts.append(("jump", nngp))
         if d0 * (d0 + 1) // 2 <= newton_dims:
             attempts.append(("newton", nngp))
+            if d0 == 1:
+                attempts.append(("bracket", nngp))
     for method, start in attempts:
         if method == "newton":
             ev, it, e, cause = newton_step(problem, start, width, tol=tol, max_iter=newton_iter, workspace=workspace)
+        elif method == "bracket":
+            ev, it, e, cause = bracket_step(problem, start, width, tol=tol, max_iter=newton_iter, workspace=workspace)
         else:
             ev, it, e, cause = _jump(problem, start, width, tol=tol, max_iter=min(max_iter, jump_iter), memory=memory,
                                      damping=damping, workspace=workspace)
@@ -395,6 +486,14 @@ def solve_adaptive_kernel(
         if not cause:
             row = step_row(width, ev, labels, y, it, e, 1, "")
             return _finish(problem, ev, [dict(row, tol=tol, method=method)], e, width, tol)
+        if cause.startswith(FLOOR_CAUSE):  # the root is found and tol lies below rounding there: no other route helps
+            history = pd.DataFrame([dict(step_row(width, ev, labels, y, it, e, 0, cause), tol=tol, method=method)])
+            message = (f"EoS solve at kappa={width:g} failed ({cause}); noise_var {noise_var:g}, "
+                       f"label_term {label_term!r}")
+            if strict:
+                raise EoSConvergenceError(message, history=history, residual=ev.residual, kappa=width, cause=cause)
+            return AdaptiveKernelResult(ev.Sigma, _symmetric(ev.kernel), ev.fbar, False, ev.residual, e, history,
+                                        label_term, width, noise_var, tol)
         carry = (it, e)
     if mode == "adaptive" and len(schedule) > 1:
         return _continue(problem, nngp, 1.0 / schedule[0], width, tol=tol, step_tol=step_tol, carry=carry,
