@@ -57,7 +57,8 @@ bench: env
 # make paper: every result set of book/paper.yml (chapters 5, 6, 9-13 at paper scale), resumable, one progress
 # line over all runs, then tidy CSVs + provenance in book/results/ (tracked) and the total wall time.
 # PAPER_WORKERS runs at a time across all sweeps, each with cores / workers threads (2 x 1 thread beat 1 x 2 threads
-# by 1.46x on a small grid on 2 cores); PAPER_ARGS e.g. "--only 06_balanced" or "--export-only".
+# by 1.46x on a small grid on 2 cores); PAPER_ARGS e.g. "--only 06_balanced", "--export-only" or "--restore"
+# (seed the work folder from the committed sets first, so a fresh clone runs only the runs it lacks).
 # DEVICE=cuda runs the chapters that have a device parameter (5, 6, 9-13) on that device; any other on the CPU.
 PAPER_WORKERS ?= 2
 PAPER_ARGS ?=

@@ -493,7 +493,9 @@ def plot_kernel_lines(ax, frame, *, x="d0", value="log10_nc1", hue="kernel", sty
                       logx=2, xlabel=None, ylabel=None, legend_title=None, legend=True, markersize=3):
     """Mean +-1 std over draws of ``value`` against ``x``, one line per ``hue`` (and ``style``) level.
 
-    ``frame``: one row per draw (grid rows; rows whose ``status`` is not "ok" are left out). Colours come
+    ``frame``: one row per draw (grid rows; rows whose ``status`` is not "ok" are left out, and an x where a
+    level has rows but none "ok", e.g. every solve failed, is a gap in its line; "skipped" rows are not
+    attempts and leave no gap). Colours come
     from :func:`nckernels.style.color_of` of the ``hue`` level (NNGP, NTK, data, as coded, ...); line styles
     from :data:`WEIGHTING_STYLES` of the ``style`` level when given, else from the activation the ``hue``
     level names. ``order``: the ``hue`` levels to draw, in legend order (default: all, in natural order).
@@ -503,7 +505,9 @@ def plot_kernel_lines(ax, frame, *, x="d0", value="log10_nc1", hue="kernel", sty
     """
     from .style import color_of, linestyle_of, marker_of, natural_key, ordered_legend
 
+    attempted = frame
     if "status" in frame.columns:
+        attempted = frame[frame["status"] != "skipped"]
         frame = frame[frame["status"] == "ok"]
     levels = list(order) if order is not None else sorted(frame[hue].unique(), key=natural_key)
     labels = []
@@ -518,6 +522,11 @@ def plot_kernel_lines(ax, frame, *, x="d0", value="log10_nc1", hue="kernel", sty
             stats = grp.groupby(x)[value].agg(["mean", "std"]).fillna(0.0)
             if stats.empty:  # no row of this level has an x value (e.g. data rows without a depth): no line, no legend entry
                 continue
+            tried = attempted[attempted[hue] == level]
+            if style is not None:
+                tried = tried[tried[style] == sty]
+            # an x where this level was attempted but nothing succeeded: NaN, so the line breaks there
+            stats = stats.reindex(sorted(set(stats.index) | set(tried[x].dropna())))
             label = str(level) if sty is None or str(sty) in str(level) else f"{level}, {sty}"
             label = label.replace("(1/C)", "($1/C$)").replace("(n_c/N)", "($n_c/N$)")
             ls = WEIGHTING_STYLES.get(sty, "-") if sty is not None else linestyle_of(level)
@@ -742,8 +751,10 @@ def plot_scaling(ax, data, *, expected_order: float, title=None, size="size", se
 __all__ += ["plot_status_map"]
 
 
-def plot_status_map(ax, frame, *, x="d0", y="family", annotate="evaluations", xlabel=None, ylabel=None):
-    """Converged (status "ok": green, annotated with ``annotate``) and failed (red, "fail") solves on an x-by-y grid.
+def plot_status_map(ax, frame, *, x="d0", y="family", annotate="evaluations", fail_annotate=None, xlabel=None,
+                    ylabel=None):
+    """Converged (status "ok": green, annotated with ``annotate``) and failed (red, annotated with ``fail_annotate``,
+    default "fail") solves on an x-by-y grid; an annotation column holds numbers (written as integers) or text.
 
     ``frame``: grid rows with a ``status`` column (one row per (x, y) cell; "skipped" rows are left blank);
     the axes are categorical, in the order of first appearance of ``y`` and ascending ``x``. Book chapter
@@ -758,7 +769,9 @@ def plot_status_map(ax, frame, *, x="d0", y="family", annotate="evaluations", xl
         i, j = ys.index(row[y]), xs.index(row[x])
         ok = row["status"] == "ok"
         grid[i, j] = 1.0 if ok else 0.0
-        ax.text(j, i, f"{int(row[annotate])}" if ok else "fail", ha="center", va="center", fontsize=8)
+        text = row[annotate] if ok else (row[fail_annotate] if fail_annotate else "fail")
+        text = f"{int(text)}" if isinstance(text, (int, float, np.integer, np.floating)) else str(text)
+        ax.text(j, i, text, ha="center", va="center", fontsize=8)
     ax.imshow(grid, cmap=status_colormap(), vmin=0.0, vmax=1.0, origin="lower", aspect="auto")
     ax.set_xticks(range(len(xs)), [f"{v:g}" if isinstance(v, (int, float)) else str(v) for v in xs])
     ax.set_yticks(range(len(ys)), [str(v) for v in ys])

@@ -490,14 +490,52 @@ def test_solver_brackets_where_newton_fails(monkeypatch):
     d2 = nk.gaussian_classes([48, 48], 2, generator=torch.Generator().manual_seed(4))
     res2 = solve_adaptive_kernel(d2.X, d2.y, width=500, noise_var=1e-6)
     assert "bracket" not in set(res2.history.method)
-    # a bracket at its rounding floor hands over to the continuation (which can land on a point that meets tol)
+    assert not res.at_floor
+    # a tolerance below rounding: the bracket's root at the floor is the answer, flagged, with its residual the
+    # map's rounding noise (above tol, at most FLOOR_TOL), the same Sigma, and a fixed point to that noise
+    floor = solve_adaptive_kernel(d.X, d.y, width=500, noise_var=1e-6, tol=1e-30)
+    assert floor.converged and floor.at_floor and floor.history.method.tolist() == ["floor"]
+    assert 1e-30 < floor.residual <= eos_solver.FLOOR_TOL and _rel(floor.Sigma, res.Sigma) <= 1e-6
+    assert eos_residual(d.X, d.y, floor.Sigma, kappa=500, noise_var=1e-6) <= eos_solver.FLOOR_TOL
+    # a floor above FLOOR_TOL is not accepted: the continuation runs, carrying the failed routes' evaluations
     calls = []
+    monkeypatch.setattr(eos_solver, "FLOOR_TOL", 0.0)
     monkeypatch.setattr(eos_solver, "_continue", lambda *a, **k: calls.append(k["carry"]) or "continued")
     assert solve_adaptive_kernel(d.X, d.y, width=500, noise_var=1e-6, tol=1e-30) == "continued"
-    assert len(calls) == 1 and calls[0][1] > 2  # the failed routes' evaluations are carried into the continuation
+    assert len(calls) == 1 and calls[0][1] > 2
 
 
 @pytest.mark.parametrize("kw, match", [({"newton_dims": -1}, "newton_dims"), ({"newton_iter": 0}, "newton_iter")])
 def test_newton_options_bad_input(small, kw, match):
     with pytest.raises(ValueError, match=match):
         solve_adaptive_kernel(small.X, small.y, width=500, **kw)
+
+
+def test_floor_root_is_a_sign_change_of_the_scalar_eos():
+    # chapter 13's four-class data at d0 = 1 (N = 256, noise 1e-6): Newton fails, the bracket pins the root, and the
+    # map's residual there is its rounding noise (measured 4e-8 here; the continuation spends 2 043 evaluations to
+    # stall at 4e-9 on a Sigma 3e-7 away). The accepted root is certified: f = lam - P(1/lam) changes sign within
+    # 1e-6 of it (relative), and every route's answer must lie in that interval.
+    from nckernels.experiments.beyond import HardCell
+    from nckernels.models.adaptive.map import evaluate, make_problem
+
+    d = HardCell((64,) * 4, 1, 0, seed=0, family="four-class").data()
+    res = solve_adaptive_kernel(d.X, d.y, width=500, noise_var=1e-6)
+    assert res.converged and res.at_floor and res.history.method.tolist() == ["floor"]
+    assert res.tol < res.residual <= eos_solver.FLOOR_TOL and res.evaluations < 150
+    problem = make_problem(d.X, d.y, noise_var=1e-6)
+    s = float(res.Sigma)
+
+    def f(sigma):
+        return 1 / sigma - float(evaluate(problem, res.Sigma.new_full((1, 1), sigma), 500.0).precision)
+
+    assert f(s * (1 - 1e-6)) * f(s * (1 + 1e-6)) < 0
+    # chapter 5's claim: without the floor the continuation spends thousands of evaluations to end near the same
+    # Sigma with a residual also above tol (here: a failed solve)
+    import pytest as _pytest
+
+    with _pytest.MonkeyPatch.context() as mp:
+        mp.setattr(eos_solver, "FLOOR_TOL", 0.0)
+        cont = solve_adaptive_kernel(d.X, d.y, width=500, noise_var=1e-6, strict=False)
+    assert cont.evaluations > 1000 > 10 * res.evaluations and cont.history.method.iloc[-1] == "continuation"
+    assert not cont.converged and res.tol < cont.residual <= eos_solver.FLOOR_TOL and _rel(cont.Sigma, res.Sigma) < 1e-6

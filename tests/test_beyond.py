@@ -84,6 +84,12 @@ def test_plot_status_map():
                           "evaluations": [12, 40, 0]})
     fig, ax = plt.subplots()
     assert nk.plotting.plot_status_map(ax, frame) is ax
+    assert sorted(t.get_text() for t in ax.texts) == ["12", "fail"]  # the skipped cell is blank
+    plt.close(fig)
+    frame["note"] = ["5 (2 floor)", "3/5 failed", ""]
+    fig, ax = plt.subplots()
+    nk.plotting.plot_status_map(ax, frame, annotate="note", fail_annotate="note")
+    assert sorted(t.get_text() for t in ax.texts) == ["3/5 failed", "5 (2 floor)"]
     plt.close(fig)
 
 

@@ -70,6 +70,62 @@ def test_paper_runs_exports_and_reads_back(tmp_path, capsys):
     pd.testing.assert_frame_equal(nk.paper_results("toy_set", folder=tmp_path / "book" / "results").frame, frame)
 
 
+def test_restore_seeds_a_fresh_work_folder_from_the_committed_set(tmp_path):
+    import shutil
+
+    manifest = _toy(tmp_path)
+    nk.run_paper(manifest, progress=False)
+    nk.export_paper(manifest, progress=False)
+    results = tmp_path / "book" / "results"
+    committed = nk.paper_results("toy_set", folder=results)
+    shutil.rmtree(tmp_path / "work")  # a fresh clone: the committed set, no work folder
+    restored = nk.restore_paper(manifest, progress=False)
+    assert restored["restored"].all() and len(restored) == 2
+    assert nk.run_paper(manifest, progress=False).empty  # nothing left to run
+    # a run whose record is removed runs again; the other keeps its committed time; the export is the same set
+    redo = restored["run"].iloc[0]
+    (tmp_path / "work" / "toy_set" / "records" / f"{redo}.json").unlink()
+    again = nk.restore_paper(manifest, progress=False)  # restores it again unless it is removed after restoring
+    assert again.set_index("run").loc[redo, "restored"] and "already" in again.set_index("run").drop(redo)["reason"].iloc[0]
+    (tmp_path / "work" / "toy_set" / "records" / f"{redo}.json").unlink()
+    ran = nk.run_paper(manifest, progress=False)
+    assert ran["run"].tolist() == [redo] and (ran["status"] == "ok").all()
+    nk.export_paper(manifest, progress=False)
+    now = nk.paper_results("toy_set", folder=results)
+    pd.testing.assert_frame_equal(now.frame.drop(columns="seconds"), committed.frame.drop(columns="seconds"))
+    kept = {r["run"]: r["seconds"] for r in now.provenance["runs"]}
+    other = restored["run"].iloc[1]
+    assert kept[other] == {r["run"]: r["seconds"] for r in committed.provenance["runs"]}[other]
+    assert len(now.provenance["sessions"]) == len(committed.provenance["sessions"]) + 1
+    # a committed run the current grid no longer has is not restored, and says why
+    shutil.rmtree(tmp_path / "work")
+    (tmp_path / "book" / "grids" / "toy.yml").write_text("parameters: {d0s: [1, 3]}\ngrid:\n  Ns: [[8]]\n")
+    out = nk.restore_paper(manifest, progress=False).set_index("run")
+    assert out["restored"].sum() == 1 and "not a run of the current grid" in out.loc[~out["restored"], "reason"].iloc[0]
+
+
+def test_paper_records_the_threads_its_kernels_get(tmp_path):
+    # the threads a session records are the ones its kernels get: cores / runs at once, also for a single run
+    # in process (one run to do with workers=2 gets every core), and cores / workers in the pool
+    import json
+    import os
+
+    manifest = _toy(tmp_path)
+    chapter = tmp_path / "book" / "toy.md"
+    chapter.write_text(TOY.replace('glue("toy_rows", len(frame), display=False)',
+                                   'import os\nglue("toy_omp", os.environ.get("OMP_NUM_THREADS", ""), display=False)'))
+    sessions = tmp_path / "work" / "toy_set" / "paper_sessions.json"
+    cores = os.cpu_count() or 1
+    for d0, grid, runs in ((1, "[[8]]", 1), (3, "[[8], [12]]", 2)):
+        (tmp_path / "book" / "grids" / "toy.yml").write_text(f"parameters: {{d0s: [{d0}]}}\ngrid:\n  Ns: {grid}\n")
+        ran = nk.run_paper(manifest, workers=2, progress=False)
+        assert len(ran) == runs and (ran["status"] == "ok").all()
+        recorded = json.loads(sessions.read_text())[-1]["threads_per_run"]
+        records = paper.read_records(tmp_path / "work" / "toy_set")
+        got = {str((records[k].get("glued") or {}).get("toy_omp")).strip("'\"") for k in ran["run"]}
+        assert recorded == max(1, cores // runs) and got == {str(recorded)}, (recorded, got)
+
+
 def test_export_says_why_a_set_is_not_written(tmp_path):
     manifest = _toy(tmp_path)
     out = nk.export_paper(manifest, progress=False)

@@ -32,9 +32,26 @@ def test_kernel_lines_use_book_colours_and_order():
     lines = {l.get_label(): l for l in ax.get_lines() if not l.get_label().startswith("_")}
     for name in order:
         assert matplotlib.colors.same_color(lines[name].get_color(), style.color_of(name))
-        assert list(lines[name].get_xdata()) == [1, 2, 8]  # the failed row is left out
+        if name != "NNGP erf":
+            assert list(lines[name].get_xdata()) == [1, 2, 8]
+    # a failed row leaves no point: at d0 = 16, where NNGP erf has only a failed row, its line breaks (NaN)
+    x, y = lines["NNGP erf"].get_xdata(), lines["NNGP erf"].get_ydata()
+    assert list(x) == [1, 2, 8, 16] and np.isnan(y[-1]) and np.isfinite(y[:-1]).all()
     assert [t.get_text() for t in ax.get_legend().get_texts()] == order
     assert ax.get_xscale() == "log" and ax.get_xlabel() == "$d_0$"
+    plt.close(fig)
+
+
+def test_kernel_lines_break_where_every_attempt_failed_not_where_skipped():
+    rows = _rows()
+    extra = pd.DataFrame([{"kernel": "NTK erf", "d0": 4, "draw": d, "status": "failed", "log10_nc1": math.nan}
+                          for d in range(2)] + [{"kernel": "data", "d0": 4, "draw": 0, "status": "skipped",
+                                                 "log10_nc1": math.nan}])
+    fig, ax = plt.subplots()
+    plotting.plot_kernel_lines(ax, pd.concat([rows, extra]), order=["data", "NTK erf"])
+    lines = {l.get_label(): l for l in ax.get_lines() if not l.get_label().startswith("_")}
+    assert list(lines["NTK erf"].get_xdata()) == [1, 2, 4, 8] and np.isnan(lines["NTK erf"].get_ydata()[2])
+    assert list(lines["data"].get_xdata()) == [1, 2, 8]  # skipped: not an attempt, no gap
     plt.close(fig)
 
 

@@ -4,7 +4,7 @@ Layer 5, experiments; imports :mod:`nckernels.experiments.scales` and :mod:`ncke
 
 ``python -m nckernels run CHAPTER.md [--scale smoke|book|paper] [-p NAME VALUE ...] [--out NOTEBOOK] [--compare [BUILD]] [--html PAGE]``
 ``python -m nckernels sweep CHAPTER.md --grid GRID.yml --out DIR [--workers N] [--scheduler ADDRESS] [--retry-failed]``
-``python -m nckernels paper [--manifest book/paper.yml] [--workers N] [--only NAME] [--export-only]``: ``make paper``
+``python -m nckernels paper [--manifest book/paper.yml] [--workers N] [--only NAME] [--export-only] [--restore]``: ``make paper``
 
 Values are parsed as YAML 1.2 (``3``, ``1e-3``, ``[1, 2]``, ``true``, ``cuda``); names must be parameters of the
 chapter. Errors are one line naming the file, parameter or grid key (``--debug`` shows the traceback); the
@@ -75,12 +75,14 @@ def _sweep(args) -> int:
 def _paper(args) -> int:
     import time
 
-    from .paper import export_paper, load_manifest, run_paper
+    from .paper import export_paper, load_manifest, restore_paper, run_paper
 
     start = time.perf_counter()
     manifest = load_manifest(args.manifest)
     names = args.only or None
     failed = 0
+    if args.restore:
+        restore_paper(manifest, names=names, progress=not args.quiet)
     if not args.export_only:
         runs = run_paper(manifest, workers=args.workers, names=names, retry_failed=args.retry_failed,
                          progress=not args.quiet, device=args.device)
@@ -128,6 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
     paper.add_argument("--only", action="append", metavar="NAME", help="only this result set (repeatable)")
     paper.add_argument("--export-only", action="store_true", help="no runs: export what the sweeps hold")
     paper.add_argument("--retry-failed", action="store_true", help="re-run runs whose last attempt failed")
+    paper.add_argument("--restore", action="store_true",
+                       help="first seed the work folder from the committed sets (book/results), so that only the runs "
+                            "it lacks run (remove WORK/NAME/records/RUN.json to redo a run)")
     paper.add_argument("--device", default=None, help="torch device (e.g. cuda) for the chapters with a device parameter")
     paper.set_defaults(func=_paper, chapter=None)
     return parser

@@ -26,6 +26,7 @@ set from its recorded parameters (``tests/test_paper.py``). Book chapters
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import math
@@ -43,11 +44,11 @@ import pandas as pd
 
 from .cells import ROW_COLUMNS
 from .scales import load_yaml_file, parameter_names, check_parameters
-from .sweeps import SweepGrid, grid_points, init_worker, load_grid, read_records, run_key, run_sweep
+from .sweeps import SweepGrid, grid_points, init_worker, load_grid, read_records, run_key, run_sweep, write_atomic
 from ..validation import check_device
 
 __all__ = ["PAPER_ROOT", "PAPER_MANIFEST", "PAPER_RESULTS", "PaperSweep", "PaperManifest", "PaperResults",
-           "load_manifest", "paper_runs", "save_rows", "run_paper", "export_paper", "paper_results",
+           "load_manifest", "paper_runs", "save_rows", "run_paper", "export_paper", "restore_paper", "paper_results",
            "provenance_caption"]
 
 PAPER_ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -217,6 +218,22 @@ def _run_point(chapter: str, key: str, params: dict, out: str, retry_failed: boo
     return read_records(out).get(key, {"run": key, "status": "failed", "error": "no record written"})
 
 
+@contextlib.contextmanager
+def _thread_env(threads: int):
+    """OMP/MKL/OpenBLAS thread counts of the kernels started inside, restored after."""
+    names = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+    saved = {n: os.environ.get(n) for n in names}
+    os.environ.update({n: str(threads) for n in names})
+    try:
+        yield
+    finally:
+        for n, v in saved.items():
+            if v is None:
+                os.environ.pop(n, None)
+            else:
+                os.environ[n] = v
+
+
 def run_paper(manifest=None, *, workers: int = 1, names: Sequence[str] | None = None,
               retry_failed: bool = False, progress: bool = True, device: str | None = None) -> pd.DataFrame:
     """Run every paper-scale sweep of ``manifest`` (a path or :class:`PaperManifest`; default ``book/paper.yml``).
@@ -226,7 +243,7 @@ def run_paper(manifest=None, *, workers: int = 1, names: Sequence[str] | None = 
     are named on stderr.
 
     All points of all sweeps are checked first, then run ``workers`` at a time (processes, each run's kernel
-    with cpu_count // workers threads), one tqdm line over all runs; finished runs are skipped (resume).
+    with cpu_count // min(workers, runs to do) threads, recorded in the session), one tqdm line over all runs; finished runs are skipped (resume).
     ``names`` restricts to some result sets. Writes ``WORK/NAME/paper_sessions.json`` (code state, workers,
     threads, wall time of each session). Returns one row per run: name, run, status, error, seconds.
     """
@@ -253,7 +270,8 @@ def run_paper(manifest=None, *, workers: int = 1, names: Sequence[str] | None = 
                 done += 1
             else:
                 todo.append((sweep, key, params))
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    # the cores are split between the runs that run at once (all of them for a single run), in both paths below
+    threads = max(1, (os.cpu_count() or 1) // max(1, min(workers, len(todo))))
     session = {"started": _now(), **_code_state(), "workers": workers, "threads_per_run": threads,
                "cpu_count": os.cpu_count(), "command": _command_line(),
                "python": platform.python_version(), "machine": platform.platform()}
@@ -280,8 +298,9 @@ def run_paper(manifest=None, *, workers: int = 1, names: Sequence[str] | None = 
 
     try:
         if workers == 1 or len(todo) <= 1:
-            for sweep, key, params in todo:
-                finished(sweep, key, _run_point(str(sweep.chapter), key, params, str(sweep.out), retry_failed))
+            with _thread_env(threads):  # the chapter's kernel inherits it, as in a pool worker (init_worker)
+                for sweep, key, params in todo:
+                    finished(sweep, key, _run_point(str(sweep.chapter), key, params, str(sweep.out), retry_failed))
         else:
             import concurrent.futures as cf
             import multiprocessing as mp
@@ -499,6 +518,68 @@ def export_paper(manifest=None, *, names: Sequence[str] | None = None, command: 
         if progress:
             print(f"{sweep.name}: {len(frame)} rows from {len(ran)} runs -> {csv}", file=sys.stderr)
     return pd.DataFrame(out_rows, columns=["name", "written", "rows", "runs", "failed", "reason"])
+
+
+def restore_paper(manifest=None, *, names: Sequence[str] | None = None, progress: bool = True) -> pd.DataFrame:
+    """Seed the (ignored) work folder of each result set from its committed export, so that a fresh clone re-runs
+    only what it lacks: ``make paper PAPER_ARGS="--restore"``, after removing ``WORK/NAME/records/<run>.json`` of
+    the runs to redo (or with a changed grid, whose new points have no committed run).
+
+    A run is restored when the committed provenance lists it as successful under the name the current grid and
+    chapter give it (:func:`paper_runs`), its rows are in ``RESULTS/NAME.csv`` and the work folder has no
+    record of it yet: its record (status, seconds and finish time as committed, ``restored_from`` the CSV) and
+    its rows file are written atomically. The committed sessions seed ``paper_sessions.json`` when it is
+    missing, so a later export keeps the set's history. Returns one row per committed run: name, run,
+    restored (bool), reason (why not).
+    """
+    manifest = manifest if isinstance(manifest, PaperManifest) else load_manifest(manifest)
+    out = []
+    for sweep in manifest.sweeps:
+        if names is not None and sweep.name not in names:
+            continue
+        csv, prov_file = manifest.results / f"{sweep.name}.csv", manifest.results / f"{sweep.name}.provenance.json"
+        if not (csv.is_file() and prov_file.is_file()):
+            continue
+        provenance = json.loads(prov_file.read_text())
+        frame = pd.read_csv(csv, keep_default_na=False, na_values=[""])
+        runs = dict(paper_runs(sweep))
+        records = read_records(sweep.out)
+        restored = 0
+        for committed in provenance.get("runs", []):
+            key = committed.get("run")
+            line = {"name": sweep.name, "run": key, "restored": False, "reason": ""}
+            rows = frame[frame["run"] == key].drop(columns=["run"]) if "run" in frame.columns else frame.iloc[:0]
+            if key not in runs:
+                line["reason"] = "not a run of the current grid and chapter"
+            elif committed.get("status") != "ok":
+                line["reason"] = f"committed as {committed.get('status')}"
+            elif key in records:
+                line["reason"] = "already in the work folder"
+            elif rows.empty:
+                line["reason"] = f"no rows in {csv.name}"
+            else:
+                params = runs[key]
+                (sweep.out / "records").mkdir(parents=True, exist_ok=True)
+                rows_file = params.get(ROWS_PARAMETER)
+                if rows_file:
+                    path = sweep.chapter.parent / rows_file
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    write_atomic(path, rows.to_csv(index=False))
+                record = {"run": key, "status": "ok", "error": "", "seconds": committed.get("seconds"),
+                          "finished": committed.get("finished"), "notebook": "", "parameters": params,
+                          "restored_from": csv.relative_to(PAPER_ROOT).as_posix() if csv.is_relative_to(PAPER_ROOT)
+                          else str(csv)}
+                write_atomic(sweep.out / "records" / f"{key}.json", json.dumps(record, indent=1, default=_json_default))
+                line["restored"] = True
+                restored += 1
+            out.append(line)
+        sessions = sweep.out / "paper_sessions.json"
+        if restored and not sessions.is_file():
+            write_atomic(sessions, json.dumps(provenance.get("sessions", []), indent=1))
+        if progress:
+            print(f"{sweep.name}: restored {restored} of {len(provenance.get('runs', []))} committed runs into {sweep.out}",
+                  file=sys.stderr)
+    return pd.DataFrame(out, columns=["name", "run", "restored", "reason"])
 
 
 # ----------------------------------------------------------------------------------------------- reading

@@ -59,7 +59,7 @@ import pandas as pd
 from .scales import SCALES, load_yaml_file, check_parameters, parameter_names, scale_parameters
 
 __all__ = ["SweepGrid", "load_grid", "grid_points", "run_key", "harvest_glue", "glued_scalar", "execute_run", "run_sweep",
-           "read_results", "read_records", "write_results_view", "RESULT_COLUMNS"]
+           "read_results", "read_records", "write_results_view", "write_atomic", "RESULT_COLUMNS"]
 
 RESULT_COLUMNS = ("run", "status", "error", "seconds", "finished", "notebook")
 _TEXT_COLUMNS = ("run", "status", "error", "finished", "notebook")
@@ -234,7 +234,7 @@ def _run_file(out: pathlib.Path, folder: str, key: str, suffix: str) -> pathlib.
     return out / folder / f"{key}{suffix}"
 
 
-def _write_atomic(path: pathlib.Path, text: str):
+def write_atomic(path: pathlib.Path, text: str):
     """Write ``text`` to ``path`` through a unique temporary file in the same folder (created with O_EXCL, so
     no symlink is followed) and ``os.replace`` (which replaces a symlink at ``path`` rather than its target)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -316,7 +316,7 @@ def write_results_view(out) -> pathlib.Path:
         frame = _frame(out, read_records(out), history=True)
         buf = io.StringIO()
         frame.to_csv(buf, index=False)
-        _write_atomic(path, buf.getvalue())
+        write_atomic(path, buf.getvalue())
     return path
 
 
@@ -357,7 +357,7 @@ def _migrate_legacy(out: pathlib.Path, chapter: pathlib.Path, points: Sequence[M
             records[key] = record
         folder = _folder(out, "records")
         for key, record in records.items():
-            _write_atomic(folder / f"{key}.json", json.dumps(record, indent=1))
+            write_atomic(folder / f"{key}.json", json.dumps(record, indent=1))
 
 
 def read_results(out) -> pd.DataFrame:
@@ -409,7 +409,7 @@ def _run_one(chapter, key: str, params: Mapping[str, Any], out, retry_failed: bo
             for k in ("run", "chapter", "parameters", "previous", "log", "legacy"):
                 earlier.pop(k, None)
             record["previous"] = list(old.get("previous") or []) + [earlier]
-        _write_atomic(record_path, json.dumps(record, indent=1))
+        write_atomic(record_path, json.dumps(record, indent=1))
         return record
     finally:
         claim.release()
@@ -425,7 +425,7 @@ def _lost(key: str, params: Mapping[str, Any], chapter: pathlib.Path, out: pathl
     record = {"run": key, "chapter": chapter.stem, "parameters": dict(params), "status": "failed",
               "error": f"worker lost: {_describe(exc)}", "seconds": None, "finished": _now(), "notebook": "",
               "glued": {}}
-    _write_atomic(record_path, json.dumps(record, indent=1))
+    write_atomic(record_path, json.dumps(record, indent=1))
     return record
 
 

@@ -90,6 +90,9 @@ def _kernels(X, Z, activation, sigma_w, sigma_b, which):
         out["nngp"] = act.dual(K1, v1, v2)
     if "dot" in which:
         out["dot"] = act.dual_derivative(K1, v1, v2)
+    if same:  # a CPU's vectorised and scalar loops can round entries (i, j) and (j, i) of a dual differently
+        # (measured: float32 erf, 2 355 of 9 000 random inputs asymmetric by up to 3e-8): made exactly symmetric
+        out = {k: 0.5 * (v + v.T) for k, v in out.items()}
     out["K1"] = K1
     return out
 
