@@ -44,7 +44,8 @@ import pandas as pd
 
 from .cells import ROW_COLUMNS
 from .scales import load_yaml_file, parameter_names, check_parameters
-from .sweeps import SweepGrid, grid_points, init_worker, load_grid, read_records, run_key, run_sweep, write_atomic
+from .sweeps import (THREAD_VARIABLES, SweepGrid, grid_points, init_worker, load_grid, read_records, run_key, run_sweep,
+                     write_atomic)
 from ..validation import check_device
 
 __all__ = ["PAPER_ROOT", "PAPER_MANIFEST", "PAPER_RESULTS", "PaperSweep", "PaperManifest", "PaperResults",
@@ -221,7 +222,7 @@ def _run_point(chapter: str, key: str, params: dict, out: str, retry_failed: boo
 @contextlib.contextmanager
 def _thread_env(threads: int):
     """OMP/MKL/OpenBLAS thread counts of the kernels started inside, restored after."""
-    names = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+    names = THREAD_VARIABLES
     saved = {n: os.environ.get(n) for n in names}
     os.environ.update({n: str(threads) for n in names})
     try:

@@ -59,7 +59,8 @@ import pandas as pd
 from .scales import SCALES, load_yaml_file, check_parameters, parameter_names, scale_parameters
 
 __all__ = ["SweepGrid", "load_grid", "grid_points", "run_key", "harvest_glue", "glued_scalar", "execute_run", "run_sweep",
-           "read_results", "read_records", "write_results_view", "write_atomic", "RESULT_COLUMNS"]
+           "read_results", "read_records", "write_results_view", "write_atomic", "RESULT_COLUMNS",
+           "THREAD_VARIABLES"]
 
 RESULT_COLUMNS = ("run", "status", "error", "seconds", "finished", "notebook")
 _TEXT_COLUMNS = ("run", "status", "error", "finished", "notebook")
@@ -436,10 +437,14 @@ def watch_parent(parent: int):
         time.sleep(0.2)
 
 
+#: The environment variables that set a kernel's BLAS/OpenMP threads (pool workers and in-process paper runs).
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
 def init_worker(threads: int, parent: int):
     """A pool worker's start: ``threads`` BLAS/OpenMP threads, Ctrl-C left to the parent, exit when the parent dies."""
     # the chapter's kernel inherits this environment: split the cores between parallel runs
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    for var in THREAD_VARIABLES:
         os.environ[var] = str(threads)
     # Ctrl-C reaches the whole terminal group: the sweep process handles it and ends the workers
     signal.signal(signal.SIGINT, signal.SIG_IGN)
