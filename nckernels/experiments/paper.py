@@ -222,9 +222,8 @@ def _run_point(chapter: str, key: str, params: dict, out: str, retry_failed: boo
 @contextlib.contextmanager
 def _thread_env(threads: int):
     """OMP/MKL/OpenBLAS thread counts of the kernels started inside, restored after."""
-    names = THREAD_VARIABLES
-    saved = {n: os.environ.get(n) for n in names}
-    os.environ.update({n: str(threads) for n in names})
+    saved = {n: os.environ.get(n) for n in THREAD_VARIABLES}
+    os.environ.update({n: str(threads) for n in THREAD_VARIABLES})
     try:
         yield
     finally:
@@ -538,11 +537,13 @@ def restore_paper(manifest=None, *, names: Sequence[str] | None = None, progress
     for sweep in manifest.sweeps:
         if names is not None and sweep.name not in names:
             continue
-        csv, prov_file = manifest.results / f"{sweep.name}.csv", manifest.results / f"{sweep.name}.provenance.json"
-        if not (csv.is_file() and prov_file.is_file()):
+        csv = manifest.results / f"{sweep.name}.csv"
+        if not (manifest.results / f"{sweep.name}.provenance.json").is_file():
             continue
-        provenance = json.loads(prov_file.read_text())
-        frame = pd.read_csv(csv, keep_default_na=False, na_values=[""])
+        committed_set = paper_results(sweep.name, manifest.results)  # None when the CSV is absent
+        if committed_set is None:
+            continue
+        frame, provenance = committed_set.frame, committed_set.provenance
         runs = dict(paper_runs(sweep))
         records = read_records(sweep.out)
         restored = 0
