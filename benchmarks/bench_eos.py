@@ -14,10 +14,12 @@ noise_var 1e-6, sigma_a^2 = 1/128, sigma_w = 1, the reference label term (``labe
 * warm start: the draws of one cell (N = 1024, d0 = 1) solved cold and from the previous draw's solution;
 * Newton at small d0: the cells of chapter 6's imbalanced grid where the Anderson jump fails (N = 2048, d0 = 1,
   split 1024/1024, draws 0 and 1 by default), each solved cold with the Newton step (``newton_dims=3``, the
-  default) and with the continuation alone (``newton_dims=0``, the solver before it), interleaved.
+  default) and with the continuation alone (``newton_dims=0``, the solver before it), interleaved;
+* the route to (Q1 + sigma^2 I)^{-1} (``EoSWorkspace.inverse``): one evaluation (N = 1024 ... 4096, d0 = 128) with
+  two triangular solves against I (the baseline) and with potri, interleaved, with 1 and 2 torch threads.
 
-Writes benchmarks/out/eos_benchmark.json, eos_scaling.json, eos_warm_start.json and eos_newton.json (with
-machine facts).
+Writes benchmarks/out/eos_benchmark.json, eos_scaling.json, eos_warm_start.json, eos_newton.json and
+eos_inverse.json (with machine facts).
 
     python benchmarks/bench_eos.py --threads 2            # the full run
     python benchmarks/bench_eos.py --quick                # smoke run (N = 128, d0 = 16; < 30 s)
@@ -238,6 +240,42 @@ def newton_vs_continuation(split, d0, draws, *, width, noise_var):
     return {"rows": rows, "ratio_seconds": total}
 
 
+def inverse_routes(Ns, d0, threads_list, *, noise_var, reps):
+    """One evaluation with each route to (Q1 + sigma^2 I)^{-1}, interleaved, per N and torch thread count; the ratio
+    of medians triangular_solves / cholesky_inverse (> 1: potri faster) and the relative gap of the new Sigmas."""
+    saved = torch.get_num_threads()
+    rows = []
+    try:
+        for threads in threads_list:
+            torch.set_num_threads(threads)
+            for N in Ns:
+                data = data_of(N, d0)
+                problem = make_problem(data.X, data.y, noise_var=noise_var, sigma_a2=1 / 128)
+                Sigma = torch.eye(d0, dtype=torch.float64) / d0
+                routes = {r: EoSWorkspace(problem, inverse=r) for r in ("triangular_solves", "cholesky_inverse")}
+                times = {r: [] for r in routes}
+                kappa = 1e5  # the first annealing value: the map is defined at the NNGP's Sigma (the cost does not depend on kappa)
+                ev = {r: evaluate(problem, Sigma, kappa, workspace=w) for r, w in routes.items()}  # warm-up
+                for _ in range(reps):
+                    for r, w in routes.items():
+                        t0 = time.perf_counter()
+                        evaluate(problem, Sigma, kappa, workspace=w)
+                        times[r].append(time.perf_counter() - t0)
+                med = {r: statistics.median(t) for r, t in times.items()}
+                row = {"N": N, "d0": d0, "threads": threads, "reps": reps,
+                       "triangular_solves_s": med["triangular_solves"], "cholesky_inverse_s": med["cholesky_inverse"],
+                       "ratio": med["triangular_solves"] / med["cholesky_inverse"],
+                       "default": EoSWorkspace(problem).inverse,
+                       "new_sigma_gap": relative(ev["cholesky_inverse"].new_Sigma, ev["triangular_solves"].new_Sigma)}
+                rows.append(row)
+                print(f"inverse route, {threads} thread(s), N = {N}: solves {row['triangular_solves_s']:.3f} s, potri "
+                      f"{row['cholesky_inverse_s']:.3f} s per evaluation, ratio {row['ratio']:.2f} (default "
+                      f"{row['default']})", flush=True)
+    finally:
+        torch.set_num_threads(saved)
+    return {"rows": rows, "potri_max_threads": eos_map.POTRI_MAX_THREADS}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="N = 128, d0 = 16, scaling N = 64 ... 256 (smoke run)")
@@ -256,6 +294,9 @@ def main(argv=None):
     p.add_argument("--newton-split", type=int, nargs="+", default=[1024, 1024],
                    help="class sizes of the Newton comparison (chapter 6's imbalanced grid, d0 = 1)")
     p.add_argument("--newton-draws", type=int, nargs="+", default=[0, 1])
+    p.add_argument("--skip-inverse", action="store_true", help="skip the comparison of the two inverse routes")
+    p.add_argument("--inverse-Ns", type=int, nargs="+", default=[1024, 2048, 4096])
+    p.add_argument("--inverse-threads", type=int, nargs="+", default=[1, 2])
     p.add_argument("--out", type=Path, default=OUT, help="folder of the JSON records")
     args = p.parse_args(argv)
     if args.threads:
@@ -281,6 +322,13 @@ def main(argv=None):
                **newton_vs_continuation(split, 1, draws, width=args.width, noise_var=args.noise_var)}
         rec["machine_after"] = machine()
         (args.out / f"eos_newton{suffix}.json").write_text(json.dumps(rec, indent=1))
+    if not args.skip_inverse:
+        Ns_inv, d0_inv = ([128, 256], 16) if args.quick else (args.inverse_Ns, 128)
+        rec = {"machine": dict(machine(), quick=args.quick), "width": args.width, "noise_var": args.noise_var,
+               **inverse_routes(Ns_inv, d0_inv, args.inverse_threads, noise_var=args.noise_var,
+                                reps=3 if args.quick else 7)}
+        rec["machine_after"] = machine()
+        (args.out / f"eos_inverse{suffix}.json").write_text(json.dumps(rec, indent=1))
     if not args.skip_scaling:
         rec = {"machine": dict(machine(), quick=args.quick), "width": args.width, "noise_var": args.noise_var, "label_term": "reference",
                **scaling(Ns, d0_scaling, width=args.width, noise_var=args.noise_var)}

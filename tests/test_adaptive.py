@@ -10,6 +10,7 @@ import nckernels as nk
 from nckernels.adaptive import (
     REFERENCE_SCHEDULE,
     EoSWorkspace,
+    POTRI_MAX_THREADS,
     evaluate,
     evaluate_direct,
     make_problem,
@@ -280,8 +281,11 @@ def test_workspace_inverse_route(small):
     try:
         torch.set_num_threads(1)
         assert EoSWorkspace(problem).inverse == "cholesky_inverse"
-        torch.set_num_threads(2)
+        torch.set_num_threads(POTRI_MAX_THREADS)
+        assert EoSWorkspace(problem).inverse == "cholesky_inverse"
+        torch.set_num_threads(POTRI_MAX_THREADS + 1)
         assert EoSWorkspace(problem).inverse == "triangular_solves"
+        assert EoSWorkspace(problem, inverse="cholesky_inverse").inverse == "cholesky_inverse"
     finally:
         torch.set_num_threads(threads)
 
@@ -513,8 +517,8 @@ def test_newton_options_bad_input(small, kw, match):
 
 def test_floor_root_is_a_sign_change_of_the_scalar_eos():
     # chapter 13's four-class data at d0 = 1 (N = 256, noise 1e-6): Newton fails, the bracket pins the root, and the
-    # map's residual there is its rounding noise (measured 4e-8 here; the continuation spends 2 043 evaluations to
-    # stall at 4e-9 on a Sigma 3e-7 away). The accepted root is certified: f = lam - P(1/lam) changes sign within
+    # map's residual there is its rounding noise (measured 4e-8 here in 63 evaluations; the continuation spends 1 018
+    # evaluations to stall at 1e-8 on a Sigma 3e-7 away). The accepted root is certified: f = lam - P(1/lam) changes sign within
     # 1e-6 of it (relative), and every route's answer must lie in that interval.
     from nckernels.experiments.beyond import HardCell
     from nckernels.models.adaptive.map import evaluate, make_problem
@@ -537,5 +541,24 @@ def test_floor_root_is_a_sign_change_of_the_scalar_eos():
     with _pytest.MonkeyPatch.context() as mp:
         mp.setattr(eos_solver, "FLOOR_TOL", 0.0)
         cont = solve_adaptive_kernel(d.X, d.y, width=500, noise_var=1e-6, strict=False)
-    assert cont.evaluations > 1000 > 10 * res.evaluations and cont.history.method.iloc[-1] == "continuation"
+    assert cont.evaluations > 10 * res.evaluations and cont.history.method.iloc[-1] == "continuation"
     assert not cont.converged and res.tol < cont.residual <= eos_solver.FLOOR_TOL and _rel(cont.Sigma, res.Sigma) < 1e-6
+
+
+def test_continuation_carries_damping_and_grows_moderate_steps():
+    # chapter 13's shells draw (d0 = 8, N = 256): the jump fails and the continuation solves it. Steps that converge
+    # within grow_moderate evaluations lengthen the next one; each starts from twice the damping the last ended with.
+    # The answer is the same fixed point (to tol) with far fewer evaluations than with only the doubling rule.
+    from nckernels.experiments.beyond import HardCell
+
+    d = HardCell((128, 128), 8, 2, seed=0, family="shells").data()
+    fast = solve_adaptive_kernel(d.X, d.y, width=500, noise_var=1e-6)
+    slow = solve_adaptive_kernel(d.X, d.y, width=500, noise_var=1e-6, grow_moderate=0)
+    assert fast.converged and slow.converged and fast.history.method.iloc[-1] == "continuation"
+    assert _rel(fast.Sigma, slow.Sigma) < 1e-9
+    assert fast.evaluations < 0.6 * slow.evaluations and len(fast.history) < 0.6 * len(slow.history)
+    # the damping carry: twice the last factor, never above the user's damping
+    assert eos_solver._next_damping(None, 0.7) == 0.7
+    assert eos_solver._next_damping(0.125, 1.0) == 0.25 and eos_solver._next_damping(0.5, 0.8) == 0.8
+    with pytest.raises(ValueError, match="grow_moderate"):
+        solve_adaptive_kernel(d.X, d.y, width=500, grow_moderate=-1)

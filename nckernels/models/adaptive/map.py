@@ -15,7 +15,7 @@ from .problem import LABEL_TERMS, label_matrix, eos_label_matrix, gradient_from_
 
 _TWO_OVER_PI = 2.0 / math.pi
 
-__all__ = ["EoSProblem", "EoSEvaluation", "EoSWorkspace", "make_problem", "evaluate", "evaluate_direct", "precision_step",
+__all__ = ["EoSProblem", "EoSEvaluation", "EoSWorkspace", "POTRI_MAX_THREADS", "make_problem", "evaluate", "evaluate_direct", "precision_step",
            "eos_update", "eos_residual"]
 
 
@@ -91,12 +91,19 @@ def precision_step(problem: EoSProblem, Sigma, G, kappa):
     return new, res, "", precision
 
 
+#: EoSWorkspace's default route: potri for (Q1 + sigma^2 I)^{-1} on a CPU with at most this many torch threads (the
+#: most measured; two triangular solves against I otherwise).
+POTRI_MAX_THREADS = 2
+
+
 class EoSWorkspace:
     """Reusable (N, N) buffers of one problem for :func:`evaluate` (K, sqrt of the half gap, the Cholesky
     factor, the inverse, the identity) and its route to (Q1 + sigma^2 I)^{-1}: ``inverse`` "cholesky_inverse"
-    (LAPACK potri, N^3 / 3 + N^3 / 3 flops, serial) or "triangular_solves" (two solves against I, 2 N^3 flops,
-    parallel); None picks potri on a CPU with one torch thread (1.9x faster there at N = 2048) and the solves
-    otherwise (faster and steadier on a shared multi-core CPU). Both agree to rounding.
+    (LAPACK potri, N^3 / 3 + N^3 / 3 flops) or "triangular_solves" (two solves against I, 2 N^3 flops, which
+    parallelise better); None picks potri on a CPU with at most :data:`POTRI_MAX_THREADS` torch threads and the
+    solves otherwise (on a GPU, and on CPUs with more threads, where this was not measured). Measured on a 2-core
+    AMD EPYC (``benchmarks/bench_eos.py``, one evaluation at d0 = 128, N = 1024 to 4096): potri 1.37-1.44x faster
+    with one thread and 1.22-1.32x with two. Both agree to rounding.
 
     Reusing them avoids allocating (and first-touching) fresh N x N arrays at every evaluation. No result of
     :func:`evaluate` refers to them, so every evaluation may share one workspace. Chapter ``05_adaptive_kernel``.
@@ -105,9 +112,9 @@ class EoSWorkspace:
     def __init__(self, problem: EoSProblem, *, inverse: str | None = None):
         X = problem.X
         N = X.shape[0]
-        if inverse is None:  # potri does a third of the flops of two triangular solves against I, but is serial
-            on_one_core = X.device.type == "cpu" and torch.get_num_threads() == 1
-            inverse = "cholesky_inverse" if on_one_core else "triangular_solves"
+        if inverse is None:  # potri does a third of the flops of two triangular solves against I
+            few_threads = X.device.type == "cpu" and torch.get_num_threads() <= POTRI_MAX_THREADS
+            inverse = "cholesky_inverse" if few_threads else "triangular_solves"
         if inverse not in ("cholesky_inverse", "triangular_solves"):
             raise ValueError(f"inverse must be 'cholesky_inverse' or 'triangular_solves', got {inverse!r}")
         self.inverse = inverse

@@ -101,18 +101,25 @@ def anderson_step(problem: EoSProblem, ev0: EoSEvaluation, kappa: float, *, tol,
     Returns (evaluation at the final iterate, iterations, evaluations, cause or "").
     Safeguards: an extrapolated iterate that is not positive definite, or at which the map is
     undefined, or whose residual grows by more than 10x, is replaced by a damped plain step
-    (halving the damping) and the memory is cleared. ``workspace``: buffers shared by the evaluations.
-    Chapter ``05_adaptive_kernel``.
+    (halving the damping) and the memory is cleared. ``damping``: the first damping factor beta.
+    ``workspace``: buffers shared by the evaluations. Chapter ``05_adaptive_kernel``.
     """
+    return _anderson(problem, ev0, kappa, tol=tol, max_iter=max_iter, memory=memory, damping=damping,
+                     workspace=workspace)[:4]
+
+
+def _anderson(problem: EoSProblem, ev0: EoSEvaluation, kappa: float, *, tol, max_iter, memory, damping, workspace):
+    """:func:`anderson_step`, also returning the damping factor it ended with (the annealing starts its next step
+    from twice that, :func:`_next_damping`)."""
     ev = ev0
     evals = 0
     dX, dR = [], []
     beta = damping
     for it in range(1, max_iter + 1):
         if ev.new_Sigma is None:
-            return ev, it - 1, evals, ev.cause
+            return ev, it - 1, evals, ev.cause, beta
         if ev.residual <= tol:
-            return ev, it - 1, evals, ""
+            return ev, it - 1, evals, "", beta
         S, R = ev.Sigma, ev.new_Sigma - ev.Sigma  # R = Phi(S) - S
         cand = S + beta * R
         if dR:
@@ -145,7 +152,7 @@ def anderson_step(problem: EoSProblem, ev0: EoSEvaluation, kappa: float, *, tol,
                 else:
                     beta *= 0.5
             if new is None:
-                return ev, it, evals, "no damped step reduces the residual"
+                return ev, it, evals, "no damped step reduces the residual", beta
         else:
             dX.append(new.Sigma - S)
             dR.append((new.new_Sigma - new.Sigma) - R)
@@ -154,8 +161,8 @@ def anderson_step(problem: EoSProblem, ev0: EoSEvaluation, kappa: float, *, tol,
                 dR.pop(0)
         ev = new
     if ev.new_Sigma is not None and ev.residual <= tol:
-        return ev, max_iter, evals, ""
-    return ev, max_iter, evals, f"max_iter={max_iter} reached"
+        return ev, max_iter, evals, "", beta
+    return ev, max_iter, evals, f"max_iter={max_iter} reached", beta
 
 
 def newton_step(problem: EoSProblem, Sigma0, kappa: float, *, tol, max_iter: int, workspace: EoSWorkspace | None = None,
@@ -365,6 +372,7 @@ def solve_adaptive_kernel(
     damping: float = 1.0,
     max_halvings: int = 6,
     grow_below: int = 3,
+    grow_moderate: int = 10,
     newton_dims: int = 3,
     newton_iter: int = 30,
     labels=None,
@@ -389,8 +397,15 @@ def solve_adaptive_kernel(
     * ``"adaptive"`` (default): first one step from the NNGP straight to kappa = ``width`` with at most
       ``jump_iter`` iterations; if that fails, a continuation in 1/kappa from the NNGP with step control:
       the first step goes to the first value of :func:`default_schedule` (1/kappa = 1e-5 for width 500),
-      a step that converges within ``grow_below`` evaluations doubles the next one, a failed step is halved
-      (at most ``max_halvings`` times in a row), and the last step lands on kappa = ``width``. The
+      a step that converges within ``grow_below`` evaluations doubles the next one, within ``grow_moderate``
+      lengthens it by :data:`MODERATE_GROWTH`, a failed step is halved (at most ``max_halvings`` times in a
+      row), and the last step lands on kappa = ``width``. Each step starts its Anderson iteration from twice the
+      damping the last converged step ended with (at most ``damping``). Before these two rules (only doubling,
+      every step from ``damping``) steps cost 13-17 evaluations, 10 of them halvings of the damping, and no step
+      grew: measured on chapter 13's xor draw (d0 = 2, N = 256) the continuation took 1 540 steps and 24 111
+      evaluations to fail at kappa = 1 452; with them 193 steps and 3 216 evaluations to fail at kappa = 714, and
+      two converged solves (shells and four-class, d0 = 8) took 323 and 488 evaluations instead of 1 206 and
+      1 268, the same Sigma to 2e-11. The
       intermediate steps are solved only to ``step_tol`` (default max(tol, 1e-3): they are warm starts),
       the last to ``tol``. The history has one row per step taken (its kappa), and the evaluations of a
       failed jump are counted in the first row. When Sigma has at most ``newton_dims`` free entries
@@ -404,11 +419,11 @@ def solve_adaptive_kernel(
       then took 1 635 s, the bracket 20 evaluations, the same Sigma). Where the bracket pins the root to
       rounding (:data:`FLOOR_BRACKET` in Sigma) and the residual there stays above ``tol``, that residual is the
       map's rounding noise at noise_var 1e-6. Measured on the 20 d0 = 1 draws of chapter 13 (N = 256, cold
-      starts): 18 end at the floor, residual 5e-10 to 4e-7, in 52 to 151 evaluations; the continuation spent
-      1 033 to 7 712 evaluations on them and ended 14 above ``tol`` (residuals 2e-10 to 5e-7) and 4 below it
-      (3e-11 to 1e-10) by chance, on a Sigma within 1.2e-6 (relative) of the root, 2e-5 on the shells family,
-      where the map is flat near its root (on N = 2048, split 256/1792, draw 3 of chapter 6 it
-      spent 3 325 s to fail). So the root is accepted, ``at_floor`` True and history method "floor", when
+      starts): 18 end at the floor, residual 5e-10 to 4e-7, in 52 to 151 evaluations; the continuation (with
+      the damping carry and moderate growth) spends 442 to 1 431 evaluations on them and ends 15 above ``tol``
+      (residuals 2e-10 to 3e-7) on a Sigma within 1.1e-5 (relative) of the root, one at residual 1e-3 on another
+      Sigma, and 2 below ``tol`` by chance (before those two rules: 1 033 to 7 712 evaluations, 14 above ``tol``;
+      on N = 2048, split 256/1792, draw 3 of chapter 6 it spent 3 325 s to fail). So the root is accepted, ``at_floor`` True and history method "floor", when
       its residual is at most :data:`FLOOR_TOL`; above that the continuation still runs.
     * ``"reference"``: every value of :func:`default_schedule` (the reference code's 24 values for
       width 500), each solved to ``tol`` (``step_tol`` defaults to ``tol``).
@@ -444,6 +459,7 @@ def solve_adaptive_kernel(
     jump_iter = check_int(jump_iter, "jump_iter")
     memory = check_int(memory, "memory")
     grow_below = check_int(grow_below, "grow_below")
+    grow_moderate = check_int(grow_moderate, "grow_moderate", minimum=0)
     newton_dims = check_int(newton_dims, "newton_dims", minimum=0)
     newton_iter = check_int(newton_iter, "newton_iter")
     damping = check_positive(damping, "damping")
@@ -507,10 +523,11 @@ def solve_adaptive_kernel(
     if mode == "adaptive" and len(schedule) > 1:
         return _continue(problem, nngp, 1.0 / schedule[0], width, tol=tol, step_tol=step_tol, carry=carry,
                          labels=labels, max_iter=max_iter, memory=memory, damping=damping,
-                         max_halvings=max_halvings, grow_below=grow_below, strict=strict, workspace=workspace)
+                         max_halvings=max_halvings, grow_below=grow_below, grow_moderate=grow_moderate, strict=strict,
+                         workspace=workspace)
     path = [(0.0, nngp)]  # (1/kappa, converged Sigma): the NNGP is the solution at 1/kappa = 0
     rows, total_evals = [], 0  # a failed jump is counted in the first row (carry)
-    ev = None
+    ev, beta = None, None  # beta: the damping the last converged step ended with
     steps = schedule
     if progress:
         from tqdm.auto import tqdm
@@ -527,8 +544,8 @@ def solve_adaptive_kernel(
         halvings = 0
         while eps_done < target:
             eps = target if halvings == 0 else eps_done + (target - eps_done) / 2**halvings
-            ev, it, e, cause = _solve_at(problem, path, eps, tol=step, max_iter=max_iter, memory=memory,
-                                         damping=damping, workspace=workspace)
+            ev, it, e, cause, beta_end = _solve_at(problem, path, eps, tol=step, max_iter=max_iter, memory=memory,
+                                                   damping=_next_damping(beta, damping), workspace=workspace)
             iters += it
             evals += e
             if cause:
@@ -538,6 +555,7 @@ def solve_adaptive_kernel(
                 cause = ""
                 continue
             substeps += 1
+            beta = beta_end
             path.append((eps, ev.Sigma))
             path = path[-3:]
             eps_done = eps
@@ -573,19 +591,20 @@ def _jump(problem: EoSProblem, start, kappa: float, *, tol, max_iter, memory, da
 
 def _solve_at(problem: EoSProblem, path, eps: float, *, tol, max_iter, memory, damping, workspace):
     """One step of the annealing at 1/kappa = ``eps``: warm start by :func:`predict_start` from ``path`` (the
-    last solution when the extrapolation leaves the domain), then :func:`anderson_step`. Returns (evaluation,
-    iterations, evaluations including the start's, cause). Chapter ``05_adaptive_kernel``.
+    last solution when the extrapolation leaves the domain), then :func:`anderson_step` from damping ``damping``.
+    Returns (evaluation, iterations, evaluations including the start's, cause, the damping it ended with).
+    Chapter ``05_adaptive_kernel``.
     """
     ev0 = evaluate(problem, predict_start(path, eps), 1.0 / eps, workspace=workspace)
     if ev0.new_Sigma is None and len(path) > 1:  # the extrapolated start is outside the domain
         ev0 = evaluate(problem, path[-1][1], 1.0 / eps, workspace=workspace)
-    ev, it, e, cause = anderson_step(problem, ev0, 1.0 / eps, tol=tol, max_iter=max_iter, memory=memory,
-                                     damping=damping, workspace=workspace)
-    return ev, it, e + 1, cause
+    ev, it, e, cause, beta = _anderson(problem, ev0, 1.0 / eps, tol=tol, max_iter=max_iter, memory=memory,
+                                       damping=damping, workspace=workspace)
+    return ev, it, e + 1, cause, beta
 
 
 def _continue(problem: EoSProblem, nngp, first: float, width: float, *, tol, step_tol, carry, labels, max_iter,
-              memory, damping, max_halvings, grow_below, strict, workspace) -> AdaptiveKernelResult:
+              memory, damping, max_halvings, grow_below, grow_moderate, strict, workspace) -> AdaptiveKernelResult:
     """The fallback of the ``"adaptive"`` schedule: continuation in 1/kappa from the NNGP (1/kappa = 0) to
     1/``width`` with step control (first step ``first``; doubled after a quick step, halved after a failed one).
 
@@ -598,14 +617,15 @@ def _continue(problem: EoSProblem, nngp, first: float, width: float, *, tol, ste
     rows, total_evals = [], 0
     iters, evals = carry
     h, halvings, eps_done = first, 0, 0.0
+    beta = None  # the damping the last converged step ended with
     while eps_done < target:
         eps = eps_done + h
         if eps >= target or target - eps < 0.25 * h:  # land on the width, no sliver of a last step
             eps = target
         last = eps == target
         step = tol if last else step_tol
-        ev, it, e, cause = _solve_at(problem, path, eps, tol=step, max_iter=max_iter, memory=memory,
-                                     damping=damping, workspace=workspace)
+        ev, it, e, cause, beta_end = _solve_at(problem, path, eps, tol=step, max_iter=max_iter, memory=memory,
+                                               damping=_next_damping(beta, damping), workspace=workspace)
         iters += it
         evals += e
         if cause:
@@ -630,12 +650,26 @@ def _continue(problem: EoSProblem, nngp, first: float, width: float, *, tol, ste
         rows.append(dict(step_row(width if last else 1.0 / eps, ev, labels, y, iters, evals, 1, ""), tol=step,
                          method="continuation"))
         path = (path + [(eps, ev.Sigma)])[-3:]
+        beta = beta_end
         h = eps - eps_done
         if e <= grow_below:  # this attempt's evaluations (not a failed jump's or halving's)
             h *= 2
+        elif e <= grow_moderate:
+            h *= MODERATE_GROWTH
         eps_done, halvings, iters, evals = eps, 0, 0, 0
     return _finish(problem, ev, rows, total_evals, width, tol)
 
+
+def _next_damping(beta, damping):
+    """The first damping factor of an annealing step: ``damping`` for the first step, else twice the factor the last
+    converged step ended with, at most ``damping`` (a step near the last one needs about the same damping; starting
+    from ``damping`` every time re-learned it by halvings, one evaluation each). Chapter ``05_adaptive_kernel``."""
+    return damping if beta is None else min(damping, 2.0 * beta)
+
+
+#: The continuation lengthens its next step in 1/kappa by this factor after a step that converged within
+#: ``grow_moderate`` evaluations (and doubles it within ``grow_below``).
+MODERATE_GROWTH = 1.25
 
 MIN_CONTINUATION_STEP = 1e-6
 """The smallest step of the continuation in 1/kappa, relative to 1/width: a step that fails at this size fails
