@@ -483,7 +483,8 @@ def plot_scale_sweep(ax, sweep, columns, *, labels=None, styles=None, xlabel="in
 
 
 # --- chapters 02, 03, 04 and 07: kernels against each other, weightings, the reference's errata -------
-__all__ += ["WEIGHTING_STYLES", "plot_kernel_lines", "plot_solver_failures", "format_table", "errata_table"]
+__all__ += ["WEIGHTING_STYLES", "plot_kernel_lines", "plot_solver_failures", "format_table", "errata_table",
+            "CAUSE_SYMBOLS", "readable_cause"]
 
 #: The line style of each between-class weighting (the colour says which kernel, chapter ``02_nc1_from_kernel``).
 WEIGHTING_STYLES = {"uniform (1/C)": "-", "class size (n_c/N)": "--", "balanced formula (as coded)": ":"}
@@ -621,6 +622,24 @@ def format_table(frame, *, decimals=3, missing="\u2013", note=None, caption=None
                                       {"selector": "th", "props": "padding: 0.1em 0.7em;"}])
     text = " ".join(t for t in ([caption] if caption else []) + notes)
     return styler.set_caption(text) if text else styler
+
+
+#: Plain-text pieces of the EoS solver's failure causes and their typeset form (:func:`readable_cause`).
+CAUSE_SYMBOLS = (("(d0/sigma_w2) I - G/kappa", "(d\u2080/\u03c3_w\u00b2) I \u2212 G/\u03ba"), ("1/kappa", "1/\u03ba"),
+                 ("kappa=", "\u03ba = "), ("Q1 + noise_var I", "Q\u2081 + \u03c3\u00b2 I"), ("Sigma", "\u03a3"),
+                 ("max_iter=", "max_iter = "))
+
+
+def readable_cause(cause: str) -> str:
+    """An EoS failure cause (or "kappa=...: cause" error) as a page shows it: the solver's ASCII names of symbols
+    replaced by the symbols of the text (d0/sigma_w2 -> d\u2080/\u03c3_w\u00b2, kappa -> \u03ba, Sigma -> \u03a3), nothing else
+    changed. Chapters ``05_adaptive_kernel`` and ``13_hard_data``.
+    """
+    if not isinstance(cause, str):
+        raise ValueError(f"cause must be a string, got {type(cause).__name__}")
+    for plain, typeset in CAUSE_SYMBOLS:
+        cause = cause.replace(plain, typeset)
+    return cause
 
 
 def errata_table(errata):

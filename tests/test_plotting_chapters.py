@@ -116,3 +116,21 @@ def test_format_table_small_values_are_not_printed_as_zero():
     html = plotting.format_table(frame, decimals=5).to_html()
     assert "4.20e-06" in html and "-3.00e-09" in html and "0.25000" in html and "0.00000" in html
     assert ">2<" in html and ">c<" in html  # integers and strings unchanged
+
+
+def test_readable_cause_typesets_every_solver_cause():
+    # every cause the EoS solver writes, with the ASCII names the pages must not show
+    from nckernels.models.adaptive import solver as eos_solver
+    from nckernels.plotting import CAUSE_SYMBOLS, readable_cause
+
+    text = (f"kappa=6.4e+06: the precision (d0/sigma_w2) I - G/kappa is not positive definite; Q1 + noise_var I is not "
+            f"positive definite; max_iter=200 reached (the step in 1/kappa cannot halve below "
+            f"{eos_solver.MIN_CONTINUATION_STEP:g} of 1/width); {eos_solver.FLOOR_CAUSE}: the root is bracketed in Sigma")
+    out = readable_cause(text)
+    for plain, typeset in CAUSE_SYMBOLS:
+        assert plain not in out and typeset in out, plain
+    assert "kappa" not in out and "sigma" not in out and "Sigma" not in out and "noise_var" not in out
+    assert out.startswith("κ = 6.4e+06: the precision (d₀/σ_w²) I − G/κ is not positive definite")
+    assert readable_cause("no damped step reduces the residual") == "no damped step reduces the residual"
+    with pytest.raises(ValueError, match="cause must be a string"):
+        readable_cause(None)
