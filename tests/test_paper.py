@@ -264,3 +264,18 @@ def test_paper_device_reaches_the_chapters_that_take_one(tmp_path):
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
             nk.run_paper(manifest, progress=False, device="cuda")
+
+
+def test_provenance_keeps_only_the_sessions_that_made_the_current_runs():
+    # a dirty session whose runs were all redone by a later clean one no longer describes the set
+    old = {"started": "2026-12-01T06:08:02+00:00", "finished": "2026-12-01T06:21:37+00:00", "commit": "a" * 40,
+           "dirty": True}
+    new = {"started": "2026-12-01T14:09:33+00:00", "finished": "2026-12-01T14:39:11+00:00", "commit": "b" * 40,
+           "dirty": False}
+    redone = [{"finished": "2026-12-01T14:23:48+00:00"}, {"finished": "2026-12-01T14:39:10+00:00"}]
+    assert paper._contributing_sessions([old, new], redone) == [new]
+    # one run left from the old session keeps it; a naive run time is read in this machine's zone
+    local = paper._instant(old["finished"]).astimezone().replace(tzinfo=None) - pd.Timedelta(minutes=1)
+    assert paper._contributing_sessions([old, new], [*redone, {"finished": local.isoformat()}]) == [old, new]
+    # no readable run time: every session is kept (nothing is dropped on a guess)
+    assert paper._contributing_sessions([old, new], [{"finished": ""}, {}]) == [old, new]

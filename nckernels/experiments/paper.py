@@ -212,6 +212,33 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
+def _instant(stamp):
+    """An ISO time stamp as an aware datetime (a naive one, as run records write, in this machine's zone); None if unreadable."""
+    try:
+        t = _dt.datetime.fromisoformat(str(stamp))
+    except ValueError:
+        return None
+    return t.astimezone() if t.tzinfo is None else t
+
+
+def _contributing_sessions(sessions: list, records: list) -> list:
+    """The ``make paper`` sessions that made at least one of a set's current runs: a run counts for a session when it
+    finished between the session's start and finish (a restored run keeps its committed finish time, and the
+    committed sessions come with it). A session whose runs were all redone later drops out, so its commit and dirty
+    tree no longer describe the set. When no run can be placed (no readable times), every session is kept.
+
+    Chapter ``appendix_scaling`` (the paper sets' provenance).
+    """
+    done = [t for t in (_instant(r.get("finished")) for r in records) if t is not None]
+    slack = _dt.timedelta(seconds=5)
+    keep = []
+    for s in sessions:
+        start, end = _instant(s.get("started")), _instant(s.get("finished"))
+        if start is not None and end is not None and any(start - slack <= t <= end + slack for t in done):
+            keep.append(s)
+    return keep or list(sessions)
+
+
 def _run_point(chapter: str, key: str, params: dict, out: str, retry_failed: bool) -> dict:
     """Run one point through the sweep engine (record, notebook, log); returns its record."""
     run_sweep(chapter, SweepGrid(points=[params], source=f"run {key}"), out, workers=1,
@@ -486,6 +513,7 @@ def export_paper(manifest=None, *, names: Sequence[str] | None = None, command: 
         csv = manifest.results / f"{sweep.name}.csv"
         sessions_file = sweep.out / "paper_sessions.json"
         sessions = json.loads(sessions_file.read_text()) if sessions_file.is_file() else []
+        sessions = _contributing_sessions(sessions, [r for _, _, r in ran])  # not those whose runs were all redone
         ran = [(k, _effective_parameters(sweep, r, p), r) for k, p, r in ran]
         params = [p for _, p, _ in ran]
         keys = list(dict.fromkeys(k for p in params for k in p))
