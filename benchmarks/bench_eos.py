@@ -265,7 +265,7 @@ def inverse_routes(Ns, d0, threads_list, *, noise_var, reps):
                 row = {"N": N, "d0": d0, "threads": threads, "reps": reps,
                        "triangular_solves_s": med["triangular_solves"], "cholesky_inverse_s": med["cholesky_inverse"],
                        "ratio": med["triangular_solves"] / med["cholesky_inverse"],
-                       "default": EoSWorkspace(problem).inverse,
+                       "default": EoSWorkspace.default_inverse(data.X.device),
                        "new_sigma_gap": relative(ev["cholesky_inverse"].new_Sigma, ev["triangular_solves"].new_Sigma)}
                 rows.append(row)
                 print(f"inverse route, {threads} thread(s), N = {N}: solves {row['triangular_solves_s']:.3f} s, potri "

@@ -112,9 +112,8 @@ class EoSWorkspace:
     def __init__(self, problem: EoSProblem, *, inverse: str | None = None):
         X = problem.X
         N = X.shape[0]
-        if inverse is None:  # potri does a third of the flops of two triangular solves against I
-            few_threads = X.device.type == "cpu" and torch.get_num_threads() <= POTRI_MAX_THREADS
-            inverse = "cholesky_inverse" if few_threads else "triangular_solves"
+        if inverse is None:
+            inverse = self.default_inverse(X.device)
         if inverse not in ("cholesky_inverse", "triangular_solves"):
             raise ValueError(f"inverse must be 'cholesky_inverse' or 'triangular_solves', got {inverse!r}")
         self.inverse = inverse
@@ -124,6 +123,14 @@ class EoSWorkspace:
         self.W = X.new_empty(N, N)
         self.eye = torch.eye(N, dtype=X.dtype, device=X.device)
         self.info = torch.zeros((), dtype=torch.int32, device=X.device)
+
+    @staticmethod
+    def default_inverse(device) -> str:
+        """The route ``inverse=None`` takes on ``device`` with torch's current thread count (no buffers allocated):
+        potri, a third of the flops of two triangular solves against I, on a CPU with at most
+        :data:`POTRI_MAX_THREADS` threads."""
+        few_threads = torch.device(device).type == "cpu" and torch.get_num_threads() <= POTRI_MAX_THREADS
+        return "cholesky_inverse" if few_threads else "triangular_solves"
 
 
 def evaluate(problem: EoSProblem, Sigma: torch.Tensor, kappa: float, *, workspace: EoSWorkspace | None = None) -> EoSEvaluation:
