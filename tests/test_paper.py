@@ -279,3 +279,50 @@ def test_provenance_keeps_only_the_sessions_that_made_the_current_runs():
     assert paper._contributing_sessions([old, new], [*redone, {"finished": local.isoformat()}]) == [old, new]
     # no readable run time: every session is kept (nothing is dropped on a guess)
     assert paper._contributing_sessions([old, new], [{"finished": ""}, {}]) == [old, new]
+
+
+def test_runs_start_longest_first_by_recorded_time(tmp_path):
+    # a fresh clone knows each run's time from the committed provenance; the pool starts the longest first
+    import json
+
+    manifest = _toy(tmp_path)
+    (tmp_path / "book" / "grids" / "toy.yml").write_text("parameters: {d0s: [1]}\ngrid:\n  Ns: [[8], [12], [16]]\n")
+    m = nk.load_manifest(manifest)
+    sweep = m.sweeps[0]
+    (k8, _), (k12, _), (k16, _) = paper.paper_runs(sweep)
+    results = tmp_path / "book" / "results"
+    results.mkdir(parents=True)
+    (results / "toy_set.provenance.json").write_text(json.dumps({"runs": [{"run": k8, "seconds": 1.0},
+                                                                         {"run": k12, "seconds": 5.0}]}))
+    todo = [(sweep, k, p) for k, p in paper.paper_runs(sweep)]
+    # 16 has no time: it gets the set's mean, 3 s, between the two
+    assert [k for _, k, _ in paper._longest_first(m, todo)] == [k12, k16, k8]
+    (results / "toy_set.provenance.json").unlink()
+    assert [k for _, k, _ in paper._longest_first(m, todo)] == [k8, k12, k16]  # nothing known: grid order
+    (results / "toy_set.provenance.json").write_text(json.dumps({"runs": [{"run": k8, "seconds": 9.0}]}))
+    ran = nk.run_paper(manifest, progress=False)
+    assert ran["run"].tolist() == [k8, k12, k16]  # 12 and 16 get the mean of the only time known, ties keep order
+    # this machine's records then override the committed times
+    records = paper.read_records(sweep.out)
+    assert paper.expected_seconds(m, sweep) == {k: records[k]["seconds"] for k in (k8, k12, k16)}
+    assert paper.expected_seconds(m, sweep)[k8] != 9.0
+
+
+def test_a_chapter_that_takes_more_threads_than_its_share_is_named(tmp_path, capsys):
+    sweep = paper.PaperSweep("heavy", tmp_path / "c.md", tmp_path / "g.yml", tmp_path / "w")
+    light = paper.PaperSweep("light", tmp_path / "c.md", tmp_path / "g.yml", tmp_path / "w")
+    todo = [(sweep, "a", {"threads": 3}), (sweep, "b", {"threads": 3}), (light, "c", {"torch_threads": None}),
+            (light, "d", {"threads": 1})]
+    paper._warn_oversubscribed(todo, 1, True)
+    err = capsys.readouterr().err
+    assert err.count("heavy sets threads = 3, more than the 1 thread(s)") == 1 and "light" not in err
+    paper._warn_oversubscribed(todo, 4, True)
+    assert capsys.readouterr().err == ""
+
+
+def test_paper_scale_leaves_the_thread_count_to_the_session():
+    # a paper-scale run that fixes its threads oversubscribes the cores next to another run (make paper's pool)
+    for sweep in nk.load_manifest().sweeps:
+        for key, params in paper.paper_runs(sweep):
+            fixed = {n: params[n] for n in paper.THREAD_PARAMETERS if params.get(n) is not None}
+            assert not fixed, (sweep.name, key, fixed)

@@ -49,8 +49,8 @@ from .sweeps import (THREAD_VARIABLES, SweepGrid, grid_points, init_worker, load
 from ..validation import check_device
 
 __all__ = ["PAPER_ROOT", "PAPER_MANIFEST", "PAPER_RESULTS", "PaperSweep", "PaperManifest", "PaperResults",
-           "load_manifest", "paper_runs", "save_rows", "run_paper", "export_paper", "restore_paper", "paper_results",
-           "provenance_caption"]
+           "load_manifest", "paper_runs", "expected_seconds", "save_rows", "run_paper", "export_paper", "restore_paper",
+           "paper_results", "provenance_caption"]
 
 PAPER_ROOT = pathlib.Path(__file__).resolve().parents[2]
 """The repository root (the package is installed in place): manifest and folders are relative to it."""
@@ -270,7 +270,9 @@ def run_paper(manifest=None, *, workers: int = 1, names: Sequence[str] | None = 
     are named on stderr.
 
     All points of all sweeps are checked first, then run ``workers`` at a time (processes, each run's kernel
-    with cpu_count // min(workers, runs to do) threads, recorded in the session), one tqdm line over all runs; finished runs are skipped (resume).
+    with cpu_count // min(workers, runs to do) threads, recorded in the session), one tqdm line over all runs;
+    finished runs are skipped (resume). Runs start longest first, by :func:`expected_seconds` (so the workers
+    finish close together); a chapter that sets more threads than its share is named on stderr.
     ``names`` restricts to some result sets. Writes ``WORK/NAME/paper_sessions.json`` (code state, workers,
     threads, wall time of each session). Returns one row per run: name, run, status, error, seconds.
     """
@@ -299,6 +301,8 @@ def run_paper(manifest=None, *, workers: int = 1, names: Sequence[str] | None = 
                 todo.append((sweep, key, params))
     # the cores are split between the runs that run at once (all of them for a single run), in both paths below
     threads = max(1, (os.cpu_count() or 1) // max(1, min(workers, len(todo))))
+    todo = _longest_first(manifest, todo)
+    _warn_oversubscribed(todo, threads, progress)
     session = {"started": _now(), **_code_state(), "workers": workers, "threads_per_run": threads,
                "cpu_count": os.cpu_count(), "command": _command_line(),
                "python": platform.python_version(), "machine": platform.platform()}
@@ -371,6 +375,60 @@ def run_paper(manifest=None, *, workers: int = 1, names: Sequence[str] | None = 
                     sessions = []
                 path.write_text(json.dumps([*sessions, {**session, "runs_of_set": ran_here}], indent=1))
     return pd.DataFrame(rows, columns=["name", "run", "status", "error", "seconds"])
+
+
+THREAD_PARAMETERS = ("threads", "torch_threads")
+"""Chapter parameters that set torch's thread count; at paper scale they are null, so the session decides."""
+
+
+def expected_seconds(manifest: PaperManifest, sweep: PaperSweep) -> dict[str, float]:
+    """Each run's expected time: its last record's ``seconds`` on this machine, else the committed
+    provenance's (``RESULTS/NAME.provenance.json``, on a fresh clone); {} where neither has one."""
+    known = {}
+    path = manifest.results / f"{sweep.name}.provenance.json"
+    try:
+        runs = json.loads(path.read_text()).get("runs", []) if path.is_file() else []
+    except ValueError:
+        runs = []
+    for run in runs:
+        if isinstance(run, Mapping) and isinstance(run.get("seconds"), (int, float)):
+            known[str(run.get("run"))] = float(run["seconds"])
+    for key, record in read_records(sweep.out).items():
+        if isinstance(record.get("seconds"), (int, float)):
+            known[key] = float(record["seconds"])
+    return known
+
+
+def _longest_first(manifest: PaperManifest, todo: list) -> list:
+    """``todo`` ordered by expected time, longest first (a pool then ends its session with the short runs,
+    so the workers finish close together). A run with no recorded time gets its set's mean, or goes first
+    when its set has none (it may be long). Ties keep the manifest's order."""
+    times = {s.name: expected_seconds(manifest, s) for s in {id(s): s for s, _, _ in todo}.values()}
+
+    def expected(item):
+        sweep, key, _ = item
+        known = times[sweep.name]
+        if key in known:
+            return known[key]
+        return sum(known.values()) / len(known) if known else math.inf
+
+    return sorted(todo, key=lambda item: -expected(item))
+
+
+def _warn_oversubscribed(todo: list, threads: int, progress: bool):
+    """A run whose chapter sets more torch threads than the session gives it shares its cores with the other
+    runs' threads, which is many times slower (05_adaptive's traced solve took 263 s for 11 s of work with
+    threads = 2 next to another run). Named on stderr, with the fix."""
+    if not progress:
+        return
+    seen = set()
+    for sweep, key, params in todo:
+        for name in THREAD_PARAMETERS:
+            value = params.get(name)
+            if isinstance(value, int) and not isinstance(value, bool) and value > threads and (sweep.name, name) not in seen:
+                seen.add((sweep.name, name))
+                print(f"paper: {sweep.name} sets {name} = {value}, more than the {threads} thread(s) this session gives "
+                      f"each run: its cores are oversubscribed; set {name}: null in its scale or grid file", file=sys.stderr)
 
 
 # ----------------------------------------------------------------------------------------------- export
