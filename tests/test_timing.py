@@ -33,18 +33,25 @@ def test_load_timings_and_missing_cache(tmp_path):
 
 
 def test_paper_times_adds_runs_per_set_and_counts_each_session_once(tmp_path):
-    from nckernels.experiments.timing import paper_times
+    from nckernels.experiments.timing import paper_times, wall_time_floor
 
     shared = {"started": "2026-11-30T07:00:00", "seconds": 600.0}
-    for name, runs, secs, sessions in [("a", 2, 100.0, [shared]), ("b", 1, 50.0, [shared, {"started": "x", "seconds": 30.0}])]:
+    for name, runs, secs, sessions in [("a", [60.0, 40.0], 100.0, [shared]),
+                                       ("b", [50.0], 50.0, [shared, {"started": "x", "seconds": 30.0}])]:
         (tmp_path / f"{name}.provenance.json").write_text(json.dumps(
-            {"name": name, "n_runs": runs, "failed_runs": 0, "run_seconds": secs, "workers": 2, "threads_per_run": 1,
-             "device": "cpu", "last_finished": "2026-11-30T08:00:00", "sessions": sessions}))
-    sets, wall = paper_times(tmp_path)
+            {"name": name, "n_runs": len(runs), "failed_runs": 0, "run_seconds": secs, "workers": 2, "threads_per_run": 1,
+             "device": "cpu", "last_finished": "2026-11-30T08:00:00", "sessions": sessions,
+             "runs": [{"run": f"{name}{i}", "seconds": s} for i, s in enumerate(runs)]}))
+    sets, wall, n_sessions = paper_times(tmp_path)
     assert list(sets["set"]) == ["a", "b"] and sets["run_seconds"].sum() == 150.0
-    assert wall == 630.0 and list(sets["finished"]) == ["2026-11-30"] * 2
-    empty, none = paper_times(tmp_path / "missing")
-    assert empty.empty and none == 0.0
+    assert list(sets["longest_run_seconds"]) == [60.0, 50.0]
+    assert wall == 630.0 and n_sessions == 2 and list(sets["finished"]) == ["2026-11-30"] * 2
+    # 150 s of runs: 2 workers need at least 75 s, 3 at least the longest run, 60 s
+    assert wall_time_floor(sets, 1) == 150.0 and wall_time_floor(sets, 2) == 75.0 and wall_time_floor(sets, 3) == 60.0
+    with pytest.raises(ValueError, match="workers"):
+        wall_time_floor(sets, 0)
+    empty, none, no_sessions = paper_times(tmp_path / "missing")
+    assert empty.empty and none == 0.0 and no_sessions == 0 and wall_time_floor(empty, 2) == 0.0
 
 
 def test_value_span_one_value_or_range():

@@ -14,7 +14,7 @@ import pathlib
 import numpy as np
 import pandas as pd
 
-__all__ = ["fit_power_law", "value_span", "load_timings", "chapter_times", "paper_times"]
+__all__ = ["fit_power_law", "value_span", "load_timings", "chapter_times", "paper_times", "wall_time_floor"]
 
 
 def fit_power_law(sizes, seconds) -> tuple[float, float]:
@@ -79,23 +79,38 @@ def chapter_times(cache_dir) -> pd.DataFrame:
     return frame.sort_values("chapter").reset_index(drop=True)[columns]
 
 
-def paper_times(results_dir) -> tuple[pd.DataFrame, float]:
+def paper_times(results_dir) -> tuple[pd.DataFrame, float, int]:
     """What ``make paper`` cost, from the provenance files of the committed result sets in ``results_dir``.
 
-    Returns (one row per set: set, runs, failed, run_seconds (the runs' wall times added up), workers,
-    threads_per_run, device, finished (date of its last run)), and the wall time of the ``make paper``
-    sessions that produced them (each session counted once, also when it ran several sets). Empty frame and
-    0.0 when no set is committed. Chapter ``appendix_scaling``.
+    Returns (one row per set: set, runs, failed, run_seconds (the runs' wall times added up),
+    longest_run_seconds, workers, threads_per_run, device, finished (date of its last run)), the wall time of
+    the ``make paper`` sessions that produced them (each session counted once, also when it ran several sets),
+    and the number of those sessions. Empty frame, 0.0 and 0 when no set is committed. Chapter ``appendix_scaling``.
     """
     results_dir = pathlib.Path(results_dir)
-    columns = ["set", "runs", "failed", "run_seconds", "workers", "threads_per_run", "device", "finished"]
+    columns = ["set", "runs", "failed", "run_seconds", "longest_run_seconds", "workers", "threads_per_run", "device",
+               "finished"]
     rows, sessions = [], {}
     for path in sorted(results_dir.glob("*.provenance.json")) if results_dir.is_dir() else []:
         prov = json.loads(path.read_text(encoding="utf-8"))
+        runs = [float(r["seconds"]) for r in prov.get("runs") or [] if isinstance(r.get("seconds"), (int, float))]
         rows.append({"set": prov.get("name", path.name.split(".")[0]), "runs": int(prov.get("n_runs", 0)),
                      "failed": int(prov.get("failed_runs", 0)), "run_seconds": float(prov.get("run_seconds") or 0.0),
+                     "longest_run_seconds": max(runs, default=math.nan),
                      "workers": prov.get("workers"), "threads_per_run": prov.get("threads_per_run"),
                      "device": prov.get("device"), "finished": str(prov.get("last_finished", ""))[:10]})
         for session in prov.get("sessions") or []:
             sessions[session.get("started", id(session))] = float(session.get("seconds") or 0.0)
-    return pd.DataFrame(rows, columns=columns), float(sum(sessions.values()))
+    return pd.DataFrame(rows, columns=columns), float(sum(sessions.values())), len(sessions)
+
+
+def wall_time_floor(sets: pd.DataFrame, workers: int) -> float:
+    """The least wall time ``workers`` runs at a time can take for the runs of ``sets`` (a
+    :func:`paper_times` frame), at the runs' recorded times: the longest run, or the summed run time shared
+    evenly, whichever is more. Chapter ``appendix_scaling``.
+    """
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+        raise ValueError(f"workers must be a positive integer, got {workers!r}")
+    if sets.empty:
+        return 0.0
+    return float(max(sets["run_seconds"].sum() / workers, sets["longest_run_seconds"].max()))
