@@ -14,7 +14,7 @@ import re
 from typing import Iterable
 
 __all__ = ["MODEL_COLORS", "ACTIVATION_STYLES", "TEXT_WIDTH", "color_of", "linestyle_of", "marker_of",
-           "figure_size", "use_book_style", "ordered_legend", "natural_key"]
+           "figure_size", "panel_grid", "label_panels", "use_book_style", "ordered_legend", "natural_key"]
 
 #: The colour of each kernel or model, in every figure of the book (colour-blind safe, Okabe-Ito).
 MODEL_COLORS = {
@@ -79,6 +79,45 @@ def figure_size(ncols: int = 1, nrows: int = 1, *, aspect: float = 0.75) -> tupl
         raise ValueError(f"nrows must be a positive integer, got {nrows!r}")
     width = TEXT_WIDTH * {1: 0.6, 2: 0.85, 3: 1.0}[ncols]
     return width, width / ncols * aspect * nrows
+
+
+def panel_grid(n: int, ncols: int = 3, *, sharex: bool = False, sharey: bool = False, **kwargs):
+    """(figure, the ``n`` panels as a flat list) of a grid of at most ``ncols`` panels per row at text width.
+
+    The grid's unused panels are hidden, and a panel with no visible panel below it keeps its x tick labels
+    (with ``sharex``, matplotlib labels only the bottom row, which leaves a panel above a hidden one without
+    them). ``kwargs`` go to ``matplotlib.pyplot.subplots``.
+    """
+    import matplotlib.pyplot as plt
+
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"n must be a positive integer (the number of panels), got {n!r}")
+    if not isinstance(ncols, int) or isinstance(ncols, bool) or ncols < 1:
+        raise ValueError(f"ncols must be a positive integer, got {ncols!r}")
+    ncols = min(ncols, n)
+    nrows = -(-n // ncols)
+    kwargs.setdefault("figsize", figure_size(ncols, nrows))
+    fig, axes = plt.subplots(nrows, ncols, sharex=sharex, sharey=sharey, squeeze=False, **kwargs)
+    flat = list(axes.flat)
+    for ax in flat[n:]:
+        ax.set_visible(False)
+    for i, ax in enumerate(flat[:n]):
+        if i + ncols >= n:  # nothing visible below it
+            ax.xaxis.set_tick_params(which="both", labelbottom=True)
+    return fig, flat[:n]
+
+
+def label_panels(panels, ylabel: str | None = None, *, ncols: int = 3, sharex: bool = False):
+    """After drawing the panels of :func:`panel_grid` (same ``ncols`` and ``sharex``): ``ylabel`` on the first
+    panel of each row, and, with a shared x axis, no x label on a panel that has a panel below it (its tick
+    labels are hidden there, so the label would name an axis without ticks)."""
+    n = len(panels)
+    ncols = min(ncols, n) if n else ncols
+    for i, ax in enumerate(panels):
+        if ylabel is not None and i % ncols == 0:
+            ax.set_ylabel(ylabel)
+        if sharex and i + ncols < n:
+            ax.set_xlabel("")
 
 
 def use_book_style(*, formats: Iterable[str] = ("svg",)) -> None:

@@ -36,3 +36,43 @@ def test_figure_size_refuses_more_than_three_panels_per_row():
     assert w1 < w3 == style.TEXT_WIDTH and h3 > 0
     with pytest.raises(ValueError, match="ncols"):
         style.figure_size(4)
+
+
+def test_panel_grid_hides_spare_panels_and_labels_every_lowest_panel():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from nckernels.style import panel_grid
+
+    fig, panels = panel_grid(4, sharex=True, sharey=True)  # 2 rows of 3: panels 1 and 2 sit above hidden ones
+    fig.canvas.draw()
+    labelled = [any(t.get_visible() and t.get_text() for t in ax.get_xticklabels()) for ax in panels]
+    assert len(panels) == 4 and labelled == [False, True, True, True]
+    assert sum(ax.get_visible() for ax in fig.axes) == 4 and len(fig.axes) == 6
+    plt.close(fig)
+    fig, panels = panel_grid(2, ncols=3)
+    assert len(fig.axes) == 2 and fig.get_size_inches()[0] > fig.get_size_inches()[1]
+    plt.close(fig)
+    with pytest.raises(ValueError, match="n must be"):
+        panel_grid(0)
+    with pytest.raises(ValueError, match="ncols"):
+        panel_grid(3, ncols=0)
+
+
+def test_label_panels_names_each_row_and_drops_x_labels_without_ticks():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from nckernels.style import label_panels, panel_grid
+
+    fig, panels = panel_grid(5, sharex=True)
+    for ax in panels:
+        ax.set_xlabel("d0")
+    label_panels(panels, "NC1", sharex=True)
+    assert [ax.get_ylabel() for ax in panels] == ["NC1", "", "", "NC1", ""]
+    assert [ax.get_xlabel() for ax in panels] == ["", "", "d0", "d0", "d0"]  # 0 and 1 have panels 3 and 4 below
+    plt.close(fig)
