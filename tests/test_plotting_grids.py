@@ -68,3 +68,15 @@ def test_kernel_lines_skip_levels_without_x_and_use_integer_ticks_on_a_linear_ax
     ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
     assert ticks and all(float(t).is_integer() for t in ticks), ticks
     plt.close(fig)
+
+
+def test_plot_scaling_labels_powers_of_two_sizes_in_base_two():
+    fig, (ax, bx) = plt.subplots(1, 2)
+    nk.plot_scaling(ax, pd.DataFrame({"size": [256, 512, 1024, 2048], "seconds": [0.1, 0.4, 1.6, 6.4]}), expected_order=2)
+    nk.plot_scaling(bx, pd.DataFrame({"size": [100, 300, 1000], "seconds": [0.1, 0.3, 1.0]}), expected_order=1)
+    fig.canvas.draw()
+    base2 = [t.get_text() for t in ax.get_xticklabels() if t.get_visible() and t.get_text()]
+    base10 = [t.get_text() for t in bx.get_xticklabels() if t.get_visible() and t.get_text()]
+    assert len(base2) >= 3 and all("2^" in t for t in base2), base2  # 2^8 ... 2^11, one per measured size
+    assert base10 and not any("2^" in t for t in base10), base10
+    plt.close(fig)
