@@ -107,12 +107,19 @@ def panel_grid(n: int, ncols: int = 3, *, sharex: bool = False, sharey: bool = F
     return fig, flat[:n]
 
 
-def label_panels(panels, ylabel: str | None = None, *, ncols: int = 3, sharex: bool = False):
-    """After drawing the panels of :func:`panel_grid` (same ``ncols`` and ``sharex``): ``ylabel`` on the first
-    panel of each row, and, with a shared x axis, no x label on a panel that has a panel below it (its tick
-    labels are hidden there, so the label would name an axis without ticks)."""
+def label_panels(panels, ylabel: str | None = None, *, ncols: int | None = None, sharex: bool | None = None):
+    """After drawing the panels of a grid (:func:`panel_grid`, or ``subplots`` flattened): ``ylabel`` on the
+    first panel of each row, and, with a shared x axis, no x label on a panel that has a panel below it (its
+    tick labels are hidden there, so the label would name an axis without ticks). ``ncols`` and ``sharex``
+    (None: read from the panels' grid and axes)."""
     n = len(panels)
-    ncols = min(ncols, n) if n else ncols
+    if n == 0:
+        return
+    if ncols is None:
+        ncols = panels[0].get_subplotspec().get_gridspec().ncols
+    if sharex is None:
+        sharex = len(panels[0].get_shared_x_axes().get_siblings(panels[0])) > 1
+    ncols = min(ncols, n)
     for i, ax in enumerate(panels):
         if ylabel is not None and i % ncols == 0:
             ax.set_ylabel(ylabel)

@@ -288,10 +288,10 @@ def run_paper(manifest=None, *, workers: int = 1, names: Sequence[str] | None = 
         cpu_only = [s.name for s in sweeps if DEVICE_PARAMETER not in parameter_names(s.chapter)]
         if cpu_only and progress:
             print(f"paper: on the CPU (their chapters have no device parameter): {', '.join(cpu_only)}", file=sys.stderr)
-    todo, total, done = [], 0, 0
+    todo, total, done, records_of = [], 0, 0, {}
     for sweep in sweeps:
         runs = paper_runs(sweep, device)  # checks every point before anything runs
-        records = read_records(sweep.out)
+        records = records_of[sweep.name] = read_records(sweep.out)
         total += len(runs)
         for key, params in runs:
             status = records.get(key, {}).get("status")
@@ -301,7 +301,7 @@ def run_paper(manifest=None, *, workers: int = 1, names: Sequence[str] | None = 
                 todo.append((sweep, key, params))
     # the cores are split between the runs that run at once (all of them for a single run), in both paths below
     threads = max(1, (os.cpu_count() or 1) // max(1, min(workers, len(todo))))
-    todo = _longest_first(manifest, todo)
+    todo = _longest_first(manifest, todo, records_of)
     _warn_oversubscribed(todo, threads, progress)
     session = {"started": _now(), **_code_state(), "workers": workers, "threads_per_run": threads,
                "cpu_count": os.cpu_count(), "command": _command_line(),
@@ -381,8 +381,10 @@ THREAD_PARAMETERS = ("threads", "torch_threads")
 """Chapter parameters that set torch's thread count; at paper scale they are null, so the session decides."""
 
 
-def expected_seconds(manifest: PaperManifest, sweep: PaperSweep) -> dict[str, float]:
-    """Each run's expected time: its last record's ``seconds`` on this machine, else the committed
+def expected_seconds(manifest: PaperManifest, sweep: PaperSweep, records: Mapping[str, dict] | None = None
+                     ) -> dict[str, float]:
+    """Each run's expected time: its last record's ``seconds`` on this machine (``records``, as
+    :func:`~nckernels.experiments.sweeps.read_records` returns them; None: read), else the committed
     provenance's (``RESULTS/NAME.provenance.json``, on a fresh clone); {} where neither has one."""
     known = {}
     path = manifest.results / f"{sweep.name}.provenance.json"
@@ -393,17 +395,19 @@ def expected_seconds(manifest: PaperManifest, sweep: PaperSweep) -> dict[str, fl
     for run in runs:
         if isinstance(run, Mapping) and isinstance(run.get("seconds"), (int, float)):
             known[str(run.get("run"))] = float(run["seconds"])
-    for key, record in read_records(sweep.out).items():
+    for key, record in (read_records(sweep.out) if records is None else records).items():
         if isinstance(record.get("seconds"), (int, float)):
             known[key] = float(record["seconds"])
     return known
 
 
-def _longest_first(manifest: PaperManifest, todo: list) -> list:
+def _longest_first(manifest: PaperManifest, todo: list, records_of: Mapping[str, Mapping] | None = None) -> list:
     """``todo`` ordered by expected time, longest first (a pool then ends its session with the short runs,
     so the workers finish close together). A run with no recorded time gets its set's mean, or goes first
     when its set has none (it may be long). Ties keep the manifest's order."""
-    times = {s.name: expected_seconds(manifest, s) for s in {id(s): s for s, _, _ in todo}.values()}
+    records_of = records_of or {}
+    times = {s.name: expected_seconds(manifest, s, records_of.get(s.name))
+             for s in {id(s): s for s, _, _ in todo}.values()}
 
     def expected(item):
         sweep, key, _ = item
