@@ -93,6 +93,11 @@ def class_block_sums(K: torch.Tensor, index: torch.Tensor, num_classes: int):
     K = check_matrix(K, "K", symmetric=True)
     num_classes = check_int(num_classes, "num_classes")
     index = _check_index(index, K.shape[0], num_classes, "index", c_name="num_classes")
+    return _block_sums(K, index, num_classes)
+
+
+def _block_sums(K: torch.Tensor, index: torch.Tensor, num_classes: int):
+    """:func:`class_block_sums` of arguments already checked (K validated once per NC1, not twice)."""
     Y = torch.nn.functional.one_hot(index, num_classes).to(K.dtype)  # (N, C)
     KY = K @ Y  # (N, N) @ (N, C) -> (N, C)
     S_c = (Y * KY).sum(0)  # (C,)
@@ -116,7 +121,7 @@ def nc1_from_kernel(K, labels, *, between_weights: str = "uniform") -> NC1Result
     K = check_matrix(K, "K", symmetric=True)
     check_choice(between_weights, "between_weights", BETWEEN_WEIGHTS)
     index, sizes = check_labels(labels, K.shape[0], device=K.device)
-    S_c, R_c, S = class_block_sums(K, index, sizes.numel())
+    S_c, R_c, S = _block_sums(K, index, sizes.numel())
     return nc1_from_block_sums(K.diagonal().sum(), S_c, R_c, S, sizes, between_weights=between_weights)
 
 

@@ -390,3 +390,30 @@ def test_check_int(value):
     else:
         with pytest.raises(BAD, match="n"):
             v.check_int(value, "n")
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 700), seed=st.integers(0, 2**31 - 1), tile=st.sampled_from([1, 7, 64, 256]))
+def test_tiled_asymmetry_is_the_full_asymmetry(n, seed, tile):
+    from nckernels.validation import max_asymmetry
+
+    g = torch.Generator().manual_seed(seed)
+    A = torch.randn(n, n, generator=g, dtype=torch.float64)
+    A = A + A.T
+    i, j = torch.randint(0, n, (2,), generator=g).tolist()
+    A[i, j] += 1e-3  # one asymmetric pair, wherever it falls among the tiles
+    assert max_asymmetry(A, tile=tile) == float((A - A.T).abs().max())
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 600), seed=st.integers(0, 2**31 - 1), bad=st.sampled_from([math.nan, math.inf, -math.inf]),
+       dtype=st.sampled_from([torch.float32, torch.float64]))
+def test_check_finite_finds_one_bad_entry_anywhere(n, seed, bad, dtype):
+    from nckernels.validation import check_finite
+
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 3, generator=g).to(dtype)
+    check_finite(x, "x")  # finite: passes
+    x.view(-1)[int(torch.randint(0, x.numel(), (1,), generator=g))] = bad
+    with pytest.raises(ValueError, match="x contains 1 non-finite"):
+        check_finite(x, "x")

@@ -68,3 +68,51 @@ def test_run_command_executes_with_overrides_and_fails_loudly(tmp_path):
     bad = subprocess.run(cmd[:-5] + ["-p", "n", "0", "--out", str(tmp_path / "bad.ipynb")], capture_output=True, cwd=ROOT, text=True)
     assert bad.returncode != 0 and "n must be positive" in bad.stdout + bad.stderr
     assert not (tmp_path / "bad.ipynb").exists() and (tmp_path / "bad.failed.ipynb").exists()
+
+
+ENV_TOY = MYST_HEADER + """
+# Environment
+
+```{code-cell} ipython3
+:tags: [parameters]
+
+names = ["MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_"]
+```
+
+```{code-cell} ipython3
+import os
+from myst_nb import glue
+glue("env_seen", {n: os.environ.get(n) for n in names}, display=False)
+print("ENV", {n: os.environ.get(n) for n in names})
+```
+"""
+
+
+def test_chapter_kernel_starts_with_the_allocator_settings_and_the_caller_keeps_its_own(tmp_path, monkeypatch):
+    import os
+
+    from nckernels.experiments.scales import ALLOCATOR_ENV, kernel_environment, run_chapter
+
+    for name in ALLOCATOR_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "12345")  # a user's own value wins
+    chapter = tmp_path / "env.md"
+    chapter.write_text(ENV_TOY)
+    out = run_chapter(chapter, tmp_path / "env.ipynb", progress=False)
+    text = out.read_text()
+    assert "'MALLOC_MMAP_MAX_': '0'" in text and "'MALLOC_TRIM_THRESHOLD_': '12345'" in text
+    # the caller's environment is as it was: the added variable removed, the user's kept
+    assert "MALLOC_MMAP_MAX_" not in os.environ and os.environ["MALLOC_TRIM_THRESHOLD_"] == "12345"
+    with kernel_environment():
+        assert os.environ["MALLOC_MMAP_MAX_"] == ALLOCATOR_ENV["MALLOC_MMAP_MAX_"]
+    assert "MALLOC_MMAP_MAX_" not in os.environ
+
+
+def test_makefile_exports_the_package_allocator_settings():
+    import re
+
+    from nckernels.experiments.scales import ALLOCATOR_ENV
+
+    text = (ROOT / "Makefile").read_text()
+    exported = dict(re.findall(r"^export (MALLOC_\w+) \?= (\S+)$", text, flags=re.M))
+    assert exported == ALLOCATOR_ENV
