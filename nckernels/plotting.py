@@ -756,12 +756,15 @@ def plot_scaling(ax, data, *, expected_order: float, title=None, size="size", se
     name = frame["size_name"].iloc[0] if "size_name" in frame else "N"
     ax.set_xlabel({"N": "samples $N$", "width": "width $h$"}.get(name, name))
     ax.set_ylabel("seconds")
-    from matplotlib.ticker import LogFormatterSciNotation, LogLocator, NullFormatter
+    from matplotlib.ticker import FixedLocator, FuncFormatter, LogFormatterSciNotation, LogLocator, NullFormatter
 
     if np.all(np.log2(x) == np.round(np.log2(x))):  # sizes 2^k: label the powers of 2 (a decade holds one label)
         ax.xaxis.set_major_locator(LogLocator(base=2, numticks=6))
         ax.xaxis.set_major_formatter(LogFormatterSciNotation(base=2))
         ax.xaxis.set_minor_locator(LogLocator(base=2, subs=(1.0,), numticks=64))
+    elif np.floor(np.log10(x.max())) - np.ceil(np.log10(x.min())) < 2:  # at most two powers of 10 in range:
+        ax.xaxis.set_major_locator(FixedLocator(x))  # label the measured sizes themselves
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels (3x10^2, 4x10^2, ...) collide on a short decade
     if title:
         ax.set_title(title)

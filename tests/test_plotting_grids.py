@@ -80,3 +80,13 @@ def test_plot_scaling_labels_powers_of_two_sizes_in_base_two():
     assert len(base2) >= 3 and all("2^" in t for t in base2), base2  # 2^8 ... 2^11, one per measured size
     assert base10 and not any("2^" in t for t in base10), base10
     plt.close(fig)
+
+
+def test_plot_scaling_labels_the_measured_sizes_when_few_decades_are_in_range():
+    fig, ax = plt.subplots()
+    widths = [20, 50, 100, 500, 2000]  # the appendix's width panel: 100 and 1000 the only decade labels
+    nk.plot_scaling(ax, pd.DataFrame({"size": widths, "seconds": [0.1, 0.2, 0.4, 2.0, 8.0]}), expected_order=1)
+    fig.canvas.draw()
+    labels = [t.get_text() for t in ax.get_xticklabels() if t.get_visible() and t.get_text()]
+    assert labels == [str(w) for w in widths], labels
+    plt.close(fig)

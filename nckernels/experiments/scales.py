@@ -296,7 +296,8 @@ def run_chapter(chapter, output, parameters: dict | None = None, *, kernel_name:
 
     ``parameters`` are checked (:func:`check_parameters`) before the kernel starts. A failing notebook is
     kept as ``OUTPUT_STEM.failed.ipynb`` and the error re-raised. The kernel logs only errors; ``log``
-    (a path) receives what the cells print to stderr.
+    (a path) receives what the cells print to stderr. The kernel starts with :data:`ALLOCATOR_ENV` (where the
+    environment does not set those variables already).
     """
     import nbformat
     import papermill
