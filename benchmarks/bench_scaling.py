@@ -25,6 +25,7 @@ import torch
 
 import nckernels as nk
 from nckernels.experiments.grids import two_layer_family_nc1
+from nckernels.experiments.scales import ALLOCATOR_ENV
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -79,7 +80,9 @@ def main(argv=None):
     machine = {"threads": torch.get_num_threads(), "cpus": os.cpu_count(), "torch": torch.__version__,
                "processor": platform.processor() or platform.machine(), "device": "cpu",
                "date": datetime.date.today().isoformat(), "quick": bool(args.quick),
-               "load_average_1_5_15": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}  # its own threads included
+               "load_average_1_5_15": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,  # its own threads included
+               # glibc malloc settings of this process (the appendix says whether ALLOCATOR_ENV was in effect)
+               "allocator": {k: os.environ.get(k) for k in ALLOCATOR_ENV}}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_name(f".{args.out.name}.tmp")
     tmp.write_text(json.dumps({"machine": machine, "rows": rows}, indent=1))

@@ -690,9 +690,11 @@ def plot_kernel_overlay(ax, summary, *, level, group="N", kernels=OVERLAY_KINDS,
     for kind in kernels:
         grp = sub[sub["kernel"] == kind].sort_values(x)
         if len(grp):
-            net = kind == "trained net"  # drawn on top, its spread as dashed lines (a shaded band would mix colours)
+            # the net: thick and under the thin kernel lines (a kernel on it stays visible), its spread as dashed
+            # lines (a shaded band would mix colours)
+            net = kind == "trained net"
             plot_mean_band(ax, grp[x], grp[f"{value}_mean"], grp[f"{value}_std"].fillna(0.0), label=kind,
-                           color=color_of(kind), markersize=3, lw=2.2 if net else 1.2, zorder=3 if net else 2,
+                           color=color_of(kind), markersize=3, lw=2.2 if net else 1.2, zorder=2 if net else 3,
                            band="lines" if net else "fill")
     ax.set_xscale("log", base=2)
     ax.set_xlabel(f"${x[0]}_{x[1:]}$" if x == "d0" else x)
@@ -720,7 +722,8 @@ def plot_factor_sweep(ax, frame, *, factor, kernels=("trained net", "NNGP", "ada
         stats = ok[ok["kernel"] == kind].groupby("value")[value].agg(["mean", "std"]).fillna(0.0)
         if len(stats):
             plot_mean_band(ax, stats.index, stats["mean"], stats["std"], label=kind, color=color_of(kind),
-                           markersize=3, lw=2.2 if kind == "trained net" else 1.2)
+                           markersize=3, lw=2.2 if kind == "trained net" else 1.2,
+                           zorder=2 if kind == "trained net" else 3)
     nets = sub[sub["kernel"] == "trained net"]
     for v, grp in nets.groupby("value"):
         if (grp["status"] != "ok").all():
@@ -733,6 +736,7 @@ def plot_factor_sweep(ax, frame, *, factor, kernels=("trained net", "NNGP", "ada
         ax.set_xscale("log")
         ax.minorticks_off()
     ax.set_xticks(values, [f"{v:g}" for v in values])
+    ax.tick_params(axis="x", labelsize=8)  # five labels such as 0.0005 ... 0.004 beside the next panel's
     ax.set_xlabel(xlabel or factor)
     if legend:
         ordered_legend(ax, list(kernels), fontsize=7)
