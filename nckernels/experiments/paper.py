@@ -26,7 +26,6 @@ set from its recorded parameters (``tests/test_paper.py``). Book chapters
 """
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import json
 import math
@@ -44,6 +43,7 @@ import pandas as pd
 
 from .cells import ROW_COLUMNS
 from .scales import load_yaml_file, parameter_names, check_parameters
+from .scales import environment
 from .sweeps import (THREAD_VARIABLES, SweepGrid, grid_points, init_worker, load_grid, read_records, run_key, run_sweep,
                      write_atomic)
 from ..validation import check_device
@@ -246,19 +246,9 @@ def _run_point(chapter: str, key: str, params: dict, out: str, retry_failed: boo
     return read_records(out).get(key, {"run": key, "status": "failed", "error": "no record written"})
 
 
-@contextlib.contextmanager
 def _thread_env(threads: int):
     """OMP/MKL/OpenBLAS thread counts of the kernels started inside, restored after."""
-    saved = {n: os.environ.get(n) for n in THREAD_VARIABLES}
-    os.environ.update({n: str(threads) for n in THREAD_VARIABLES})
-    try:
-        yield
-    finally:
-        for n, v in saved.items():
-            if v is None:
-                os.environ.pop(n, None)
-            else:
-                os.environ[n] = v
+    return environment({n: str(threads) for n in THREAD_VARIABLES})
 
 
 def run_paper(manifest=None, *, workers: int = 1, names: Sequence[str] | None = None,

@@ -39,25 +39,34 @@ SCALES = ("smoke", "book", "paper")
 QUIET_KERNEL_ARGUMENTS = ("--IPKernelApp.log_level=ERROR",)
 
 #: glibc malloc settings of a chapter's kernel (:func:`kernel_environment`; ``make`` exports the same for the book
-#: build and the tests). glibc serves an allocation above its mmap threshold, which never exceeds 32 MiB, with a
-#: fresh mmap that is unmapped when freed, so every N x N float64 temporary from N = 2048 on (33.5 MB) pays a
-#: page fault per 4 KiB page at first touch. With mmap off and trimming deferred, freed arrays return to the heap
-#: and the next one reuses them. Measured (``benchmarks/bench_allocator.py``, N = 2048, one thread): the erf NNGP
-#: and NTK 2.6-3.0x faster, NC1 from a kernel 2.2x, one EoS evaluation 1.2x; a process keeps the memory it peaked
-#: at. Other C libraries ignore these variables; a value already in the environment is kept.
+#: build and the tests). glibc serves a request of at least its mmap threshold, which it never raises past 32 MiB,
+#: with a fresh mapping that is unmapped when freed, so every N x N float64 temporary from N = 2048 on (32 MiB) is
+#: page-faulted in at first touch; below that its default trimming returns freed heap to the system. With mmap off
+#: and trimming deferred, freed arrays stay in the heap and the next one reuses them. Measured
+#: (``benchmarks/bench_allocator.py``, N = 2048, one thread): the erf NNGP 2.18x and NTK 2.56x faster, one EoS
+#: evaluation 1.14x; a process keeps the memory it peaked at. Other C libraries ignore these variables.
 ALLOCATOR_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(2**36)}
 
 
 @contextlib.contextmanager
-def kernel_environment():
-    """:data:`ALLOCATOR_ENV` in ``os.environ`` (where not already set) while a kernel is started inside; restored after."""
-    added = [k for k in ALLOCATOR_ENV if k not in os.environ]
-    os.environ.update({k: ALLOCATOR_ENV[k] for k in added})
+def environment(values: Mapping[str, str], *, keep_existing: bool = False):
+    """``values`` in ``os.environ`` while processes are started inside (``keep_existing``: a variable already set
+    keeps its value); every variable as it was afterwards."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update({k: v for k, v in values.items() if not (keep_existing and saved[k] is not None)})
     try:
         yield
     finally:
-        for k in added:
-            os.environ.pop(k, None)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def kernel_environment():
+    """:data:`ALLOCATOR_ENV` in ``os.environ`` (where not already set) while a kernel is started inside; restored after."""
+    return environment(ALLOCATOR_ENV, keep_existing=True)
 
 
 class _Loader(yaml.SafeLoader):
