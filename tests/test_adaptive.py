@@ -373,6 +373,36 @@ def test_warm_start_from_a_neighbouring_draw_reaches_the_same_fixed_point():
     assert bad.evaluations > cold2.evaluations and int(bad.history.evaluations.sum()) == bad.evaluations
 
 
+@pytest.mark.parametrize("d0", [1, 2])
+def test_warm_start_at_small_d0_is_a_broyden_solve_with_the_same_answer(d0):
+    # d0 <= 2: Newton's method from the warm start with the Jacobian by differences once, then Broyden's update
+    a, b = (nk.gaussian_classes([48, 80], d0, generator=torch.Generator().manual_seed(s)) for s in (3, 4))
+    kw = dict(width=500, noise_var=1e-6, tol=1e-10)
+    cold_a, cold_b = solve_adaptive_kernel(a.X, a.y, **kw), solve_adaptive_kernel(b.X, b.y, **kw)
+    warm = solve_adaptive_kernel(b.X, b.y, init=cold_a.Sigma, **kw)
+    assert warm.converged and warm.history.method.tolist() == ["broyden"]
+    assert _rel(warm.Sigma, cold_b.Sigma) <= 1e-8
+    assert eos_residual(b.X, b.y, warm.Sigma, kappa=500, noise_var=1e-6) <= 1e-10
+    assert warm.evaluations < cold_b.evaluations
+    jump = solve_adaptive_kernel(b.X, b.y, init=cold_a.Sigma, newton_dims=0, **kw)  # the route without it
+    assert warm.evaluations < jump.evaluations
+    # one Broyden iteration is not enough: it fails and the next route answers, its cost carried into the first row
+    short = solve_adaptive_kernel(b.X, b.y, init=cold_a.Sigma, newton_iter=1, **kw)
+    assert short.converged and _rel(short.Sigma, cold_b.Sigma) <= 1e-8
+    assert short.history.method.iloc[0] != "broyden" and int(short.history.evaluations.sum()) == short.evaluations
+
+
+def test_broyden_newton_step_needs_fewer_evaluations_than_differences_at_every_step():
+    d = nk.gaussian_classes([48, 80], 2, generator=torch.Generator().manual_seed(4))
+    start = solve_adaptive_kernel(nk.gaussian_classes([48, 80], 2, generator=torch.Generator().manual_seed(3)).X,
+                                  d.y, width=500, noise_var=1e-6).Sigma  # a neighbouring draw's answer
+    problem = nk.models.adaptive.make_problem(d.X, d.y, noise_var=1e-6)
+    full = newton_step(problem, start, 500.0, tol=1e-10, max_iter=30)
+    quasi = newton_step(problem, start, 500.0, tol=1e-10, max_iter=30, broyden=True)
+    assert full[3] == "" and quasi[3] == ""
+    assert _rel(quasi[0].Sigma, full[0].Sigma) <= 1e-8 and quasi[2] < full[2]
+
+
 @pytest.mark.parametrize("init, match", [
     ("eye", "torch tensor"), (torch.eye(2, dtype=torch.float64), r"shape \(1, 1\)"),
     (torch.tensor([[-1.0]], dtype=torch.float64), "positive definite"),

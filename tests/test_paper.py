@@ -326,3 +326,55 @@ def test_paper_scale_leaves_the_thread_count_to_the_session():
         for key, params in paper.paper_runs(sweep):
             fixed = {n: params[n] for n in paper.THREAD_PARAMETERS if params.get(n) is not None}
             assert not fixed, (sweep.name, key, fixed)
+
+
+def test_a_set_after_another_is_queued_after_every_run_of_it(tmp_path):
+    # 'after' (05_adaptive after 06_imbalanced, whose solves it reads): longest first otherwise
+    import json
+
+    manifest = _toy(tmp_path)
+    manifest.write_text(manifest.read_text() + "  - {name: late, chapter: book/toy.md, grid: book/grids/toy.yml, after: [toy_set]}\n"
+                        "  - {name: free, chapter: book/toy.md, grid: book/grids/toy.yml}\n")
+    m = nk.load_manifest(manifest)
+    assert [s.after for s in m.sweeps] == [(), ("toy_set",), ()] and m.solves == tmp_path / "work" / "solves"
+    results = tmp_path / "book" / "results"
+    results.mkdir(parents=True)
+    todo = [(s, k, p) for s in m.sweeps for k, p in paper.paper_runs(s)]
+    seconds = {"toy_set": 1.0, "late": 50.0, "free": 5.0}
+    for name, t in seconds.items():
+        (results / f"{name}.provenance.json").write_text(json.dumps({"runs": [{"run": k, "seconds": t} for s, k, _ in todo
+                                                                               if s.name == name]}))
+    order = [s.name for s, _, _ in paper._longest_first(m, todo)]
+    assert order == ["free", "free", "toy_set", "toy_set", "late", "late"]
+    seconds["toy_set"] = 99.0  # once its runs are queued, the waiting set goes before shorter ones
+    (results / "toy_set.provenance.json").write_text(json.dumps({"runs": [{"run": k, "seconds": 99.0} for s, k, _ in todo
+                                                                          if s.name == "toy_set"]}))
+    assert [s.name for s, _, _ in paper._longest_first(m, todo)] == ["toy_set", "toy_set", "late", "late", "free", "free"]
+
+
+@pytest.mark.parametrize("after, match", [("[nowhere]", "no such result set"), ("[toy_set]", "other result sets"),
+                                          ("late", "must be a list"), ("[other]", "cycle: toy_set -> other -> toy_set")])
+def test_after_errors_name_the_problem(tmp_path, after, match):
+    manifest = _toy(tmp_path)
+    text = manifest.read_text().replace("grid: book/grids/toy.yml}", f"grid: book/grids/toy.yml, after: {after}}}")
+    if "other" in after:
+        text += "  - {name: other, chapter: book/toy.md, grid: book/grids/toy.yml, after: [toy_set]}\n"
+    manifest.write_text(text)
+    with pytest.raises(ValueError, match=match):
+        nk.load_manifest(manifest)
+
+
+def test_every_run_gets_the_solve_store_of_the_work_folder(tmp_path, monkeypatch):
+    from nckernels.experiments.solves import SOLVE_STORE_ENV
+
+    monkeypatch.delenv(SOLVE_STORE_ENV, raising=False)
+    manifest = _toy(tmp_path)
+    (tmp_path / "book" / "toy.md").write_text(TOY.replace(
+        'glue("toy_rows", len(frame), display=False)',
+        f'import os\nglue("toy_store", os.environ.get("{SOLVE_STORE_ENV}", ""), display=False)'))
+    (tmp_path / "book" / "grids" / "toy.yml").write_text("parameters: {d0s: [1]}\ngrid:\n  Ns: [[8]]\n")
+    ran = nk.run_paper(manifest, progress=False)
+    assert (ran["status"] == "ok").all()
+    record = paper.read_records(tmp_path / "work" / "toy_set")[ran["run"].iloc[0]]
+    assert str(record["glued"]["toy_store"]).strip("'\"") == str(nk.load_manifest(manifest).solves)
+    assert SOLVE_STORE_ENV not in __import__("os").environ  # the caller's environment is restored

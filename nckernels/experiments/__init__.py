@@ -3,10 +3,12 @@ papermill sweep engine, the three scales, and reading sweep results back.
 
 May import every layer below: :mod:`nckernels.errors`, :mod:`nckernels.validation`, :mod:`nckernels.data`,
 :mod:`nckernels.metrics`, :mod:`nckernels.kernels`, :mod:`nckernels.models`. Within the layer:
-cells <- grids <- beyond; scales <- sweeps <- results, paper <- reproduce, report.
+cells, solves <- grids <- beyond; scales <- sweeps <- results, paper <- reproduce, report.
 """
 from .cells import *  # noqa: F401,F403
 from .cells import __all__ as _cells
+from .solves import *  # noqa: F401,F403
+from .solves import __all__ as _solves
 from .grids import *  # noqa: F401,F403
 from .grids import __all__ as _grids
 from .beyond import *  # noqa: F401,F403
@@ -24,4 +26,4 @@ from .reproduce import __all__ as _reproduce
 from .report import *  # noqa: F401,F403
 from .report import __all__ as _report
 
-__all__ = [*_cells, *_grids, *_beyond, *_scales, *_sweeps, *_results, *_paper, *_reproduce, *_report]
+__all__ = [*_cells, *_solves, *_grids, *_beyond, *_scales, *_sweeps, *_results, *_paper, *_reproduce, *_report]

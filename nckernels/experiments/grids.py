@@ -24,6 +24,7 @@ from ..kernels.population import population_nc1_1d, population_nc1_large_d0
 from ..models.adaptive import LABEL_TERMS, resolve_variances, solve_adaptive_kernel
 from ..models.training import TrainingConfig, train_networks
 from ..validation import check_device, check_grid, check_int, check_labels, check_matrix, check_nonnegative
+from .solves import stored_solve
 from .cells import Cell, Measure, cell_seed, run_grid, summarize  # noqa: F401 - cell_seed: nckernels.grids.cell_seed
 
 __all__ = ["two_layer_family_nc1", "kernel_nc1_grid", "summarize_grid", "kernel_by_name", "population_limits",
@@ -201,7 +202,7 @@ def network_kernels(config: TrainingConfig = TrainingConfig(), *, adaptive_max_N
     def adaptive(data):
         if data.X.shape[0] > adaptive_max_N:
             return None
-        return solve(data, width=config.width).kernel
+        return solve(data, width=config.width)[0].kernel  # a failed solve raises (strict): a failed row
 
     return {"NNGP": lambda d: nngp(d.X, **kw), "NTK": lambda d: ntk(d.X, sigma_a=config.sigma_a, **kw),
             "adaptive": adaptive}
@@ -265,19 +266,21 @@ def trained_network_grid(
 
 
 def _draw_to_draw_solver(warm: bool = True) -> Callable:
-    """solve(data, **solver_kw) -> the EoS result, started from the previous call's converged Sigma when that call
-    was for data of the same class sizes and d0 (in a grid: the previous draw of the cell); cold when ``warm`` is
-    False. Chapters ``05_adaptive_kernel`` and ``06_trained_networks``."""
+    """solve(data, **solver_kw) -> (the EoS result, whether it was read from the solve store), started from the
+    previous call's converged Sigma when that call was for data of the same class sizes and d0 (in a grid: the
+    previous draw of the cell); cold when ``warm`` is False. Through :func:`~nckernels.experiments.solves.stored_solve`:
+    with a store (``make paper``), a solve already made is read back. Chapters ``05_adaptive_kernel`` and
+    ``06_trained_networks``."""
     previous: dict = {}  # {(class sizes, d0): Sigma} of the previous solve only
 
     def solve(data, **kw):
         key = (tuple(torch.bincount(data.labels).tolist()), int(data.X.shape[1]))
         init = previous.pop(key, None) if warm else None
         previous.clear()
-        res = solve_adaptive_kernel(data.X, data.y, labels=data.labels, init=init, **kw)
+        res, reused = stored_solve(data.X, data.y, labels=data.labels, init=init, **kw)
         if res.converged:
             previous[key] = res.Sigma
-        return res
+        return res, reused
 
     return solve
 
@@ -285,7 +288,9 @@ def _draw_to_draw_solver(warm: bool = True) -> Callable:
 def adaptive_measure(label_term: str = "eos", *, warm_start: bool = True, **solver) -> Callable:
     """A measure: the adaptive (EoS) kernel of a cell's data, solved with ``strict=False``.
 
-    Returns a dict with the kernel ("result") and the columns residual, evaluations, trace_sigma; when the
+    Returns a dict with the kernel ("result") and the columns residual, evaluations, trace_sigma, reused (the
+    solve was read from the store of :mod:`~nckernels.experiments.solves`, its evaluations those of the run that
+    made it; False without a store); when the
     solve does not converge, the dict's ``error`` is "kappa=<last kappa>: <cause>" (a failed row that keeps
     those columns). ``solver``: keyword arguments of :func:`~nckernels.models.adaptive.solve_adaptive_kernel`.
     ``warm_start``: a solve starts from the previous solve's converged Sigma when that was for data of the same
@@ -296,9 +301,9 @@ def adaptive_measure(label_term: str = "eos", *, warm_start: bool = True, **solv
     solve = _draw_to_draw_solver(warm_start and solver.get("schedule", "adaptive") in (None, "adaptive"))
 
     def measure(data):
-        res = solve(data, label_term=label_term, strict=False, **solver)
+        res, reused = solve(data, label_term=label_term, strict=False, **solver)
         out = {"residual": res.residual, "evaluations": res.evaluations,
-               "trace_sigma": float(res.Sigma.diagonal().sum())}
+               "trace_sigma": float(res.Sigma.diagonal().sum()), "reused": reused}
         if not res.converged:
             last = res.history.iloc[-1]
             return {**out, "error": f"kappa={last.kappa:g}: {last.cause}"}

@@ -26,6 +26,7 @@ set from its recorded parameters (``tests/test_paper.py``). Book chapters
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import math
@@ -44,6 +45,7 @@ import pandas as pd
 from .cells import ROW_COLUMNS
 from .scales import load_yaml_file, parameter_names, check_parameters
 from .scales import environment
+from .solves import SOLVE_STORE_ENV
 from .sweeps import (THREAD_VARIABLES, SweepGrid, grid_points, init_worker, load_grid, read_records, run_key, run_sweep,
                      write_atomic)
 from ..validation import check_device
@@ -68,15 +70,23 @@ class PaperSweep:
     chapter: pathlib.Path
     grid: pathlib.Path
     out: pathlib.Path
+    after: tuple[str, ...] = ()  # result sets whose runs are queued before this set's (it reuses their solves)
 
 
 @dataclass(frozen=True)
 class PaperManifest:
-    """The paper's sweeps, the tracked ``results`` folder and the manifest's ``source`` path."""
+    """The paper's sweeps, the tracked ``results`` folder, the manifest's ``source`` path and the ``work`` folder
+    (None: the parent of the first sweep's folder)."""
 
     sweeps: tuple[PaperSweep, ...]
     results: pathlib.Path
     source: pathlib.Path
+    work: pathlib.Path | None = None
+
+    @property
+    def solves(self) -> pathlib.Path:
+        """``WORK/solves``: the EoS solve store of every run (:mod:`~nckernels.experiments.solves`)."""
+        return (self.work if self.work is not None else self.sweeps[0].out.parent) / "solves"
 
 
 @dataclass(frozen=True)
@@ -111,8 +121,9 @@ def load_manifest(path=None) -> PaperManifest:
         raise ValueError(f"manifest {path}: 'sweeps' must be a non-empty list")
     sweeps, names = [], set()
     for i, entry in enumerate(entries):
-        if not isinstance(entry, Mapping) or set(entry) - {"name", "chapter", "grid"} or not {"name", "chapter", "grid"} <= set(entry):
-            raise ValueError(f"manifest {path}: sweeps[{i}] must be a mapping of name, chapter, grid; got {entry!r}")
+        if not isinstance(entry, Mapping) or set(entry) - {"name", "chapter", "grid", "after"} or not {"name", "chapter", "grid"} <= set(entry):
+            raise ValueError(f"manifest {path}: sweeps[{i}] must be a mapping of name, chapter, grid (and after); "
+                             f"got {entry!r}")
         name = str(entry["name"])
         if not name.replace("_", "").replace("-", "").isalnum() or name in names:
             raise ValueError(f"manifest {path}: sweeps[{i}] name {name!r} must be a unique word (letters, digits, _ -)")
@@ -121,8 +132,35 @@ def load_manifest(path=None) -> PaperManifest:
         for what, p in (("chapter", chapter), ("grid", grid)):
             if not p.is_file():
                 raise ValueError(f"manifest {path}: sweeps[{i}] ({name}) {what} {p} does not exist")
-        sweeps.append(PaperSweep(name, chapter, grid, work / name))
-    return PaperManifest(tuple(sweeps), results, path)
+        after = entry.get("after", [])
+        if not isinstance(after, list) or not all(isinstance(a, str) and a != name for a in after):
+            raise ValueError(f"manifest {path}: sweeps[{i}] ({name}) after must be a list of other result sets' names, "
+                             f"got {after!r}")
+        sweeps.append(PaperSweep(name, chapter, grid, work / name, tuple(after)))
+    _check_after(sweeps, path)
+    return PaperManifest(tuple(sweeps), results, path, work)
+
+
+def _check_after(sweeps: list[PaperSweep], path) -> None:
+    """Every name in an ``after`` list is a set of the manifest, and no set waits on itself through others."""
+    after = {s.name: s.after for s in sweeps}
+    for s in sweeps:
+        unknown = [a for a in s.after if a not in after]
+        if unknown:
+            raise ValueError(f"manifest {path}: {s.name} after {unknown}: no such result set")
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(name, trail):
+        if state.get(name) == 1:
+            raise ValueError(f"manifest {path}: 'after' forms a cycle: {' -> '.join([*trail, name])}")
+        if state.get(name) != 2:
+            state[name] = 1
+            for a in after[name]:
+                visit(a, [*trail, name])
+            state[name] = 2
+
+    for s in sweeps:
+        visit(s.name, [])
 
 
 DEVICE_PARAMETER = "device"
@@ -263,7 +301,9 @@ def run_paper(manifest=None, *, workers: int = 1, names: Sequence[str] | None = 
     with cpu_count // min(workers, runs to do) threads, recorded in the session), one tqdm line over all runs;
     finished runs are skipped (resume). Runs start longest first, by :func:`expected_seconds` (so the workers
     finish close together); a chapter that sets more threads than its share is named on stderr.
-    ``names`` restricts to some result sets. Writes ``WORK/NAME/paper_sessions.json`` (code state, workers,
+    ``names`` restricts to some result sets. Every run's kernel gets the EoS solve store ``WORK/solves``
+    (:data:`~nckernels.experiments.solves.SOLVE_STORE_ENV`, unless already set): a solve another run (or an
+    interrupted attempt) made is read back. Writes ``WORK/NAME/paper_sessions.json`` (code state, workers,
     threads, wall time of each session). Returns one row per run: name, run, status, error, seconds.
     """
     manifest = manifest if isinstance(manifest, PaperManifest) else load_manifest(manifest)
@@ -317,6 +357,8 @@ def run_paper(manifest=None, *, workers: int = 1, names: Sequence[str] | None = 
             bar.update()
             bar.set_postfix(failed=failed, last=sweep.name)
 
+    scope = contextlib.ExitStack()  # every run's kernel (pool workers are spawned inside) gets the solve store
+    scope.enter_context(environment({SOLVE_STORE_ENV: str(manifest.solves)}, keep_existing=True))
     try:
         if workers == 1 or len(todo) <= 1:
             with _thread_env(threads):  # the chapter's kernel inherits it, as in a pool worker (init_worker)
@@ -351,6 +393,7 @@ def run_paper(manifest=None, *, workers: int = 1, names: Sequence[str] | None = 
                 raise
             pool.shutdown(wait=True)
     finally:
+        scope.close()
         if bar is not None:
             bar.close()
         session.update(finished=_now(), seconds=round(time.perf_counter() - start, 1), runs=len(rows),
@@ -394,7 +437,9 @@ def expected_seconds(manifest: PaperManifest, sweep: PaperSweep, records: Mappin
 def _longest_first(manifest: PaperManifest, todo: list, records_of: Mapping[str, Mapping] | None = None) -> list:
     """``todo`` ordered by expected time, longest first (a pool then ends its session with the short runs,
     so the workers finish close together). A run with no recorded time gets its set's mean, or goes first
-    when its set has none (it may be long). Ties keep the manifest's order."""
+    when its set has none (it may be long). Ties keep the manifest's order. A set with ``after`` (manifest) is
+    queued after every run of those sets: its runs start once theirs have started (not finished), so that it reads
+    most of their EoS solves from the store (:mod:`~nckernels.experiments.solves`) without a worker waiting."""
     records_of = records_of or {}
     times = {s.name: expected_seconds(manifest, s, records_of.get(s.name))
              for s in {id(s): s for s, _, _ in todo}.values()}
@@ -406,7 +451,13 @@ def _longest_first(manifest: PaperManifest, todo: list, records_of: Mapping[str,
             return known[key]
         return sum(known.values()) / len(known) if known else math.inf
 
-    return sorted(todo, key=lambda item: -expected(item))
+    pending = sorted(todo, key=lambda item: -expected(item))
+    ordered = []  # longest first, but a set's runs only once no run of a set it is 'after' is left to queue
+    while pending:
+        queued = {sweep.name for sweep, _, _ in pending}
+        i = next(i for i, (sweep, _, _) in enumerate(pending) if not queued.intersection(sweep.after))
+        ordered.append(pending.pop(i))
+    return ordered
 
 
 def _warn_oversubscribed(todo: list, threads: int, progress: bool):

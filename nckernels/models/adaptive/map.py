@@ -16,7 +16,7 @@ from .problem import LABEL_TERMS, label_matrix, eos_label_matrix, gradient_from_
 _TWO_OVER_PI = 2.0 / math.pi
 
 __all__ = ["EoSProblem", "EoSEvaluation", "EoSWorkspace", "POTRI_MAX_THREADS", "make_problem", "evaluate", "evaluate_direct", "precision_step",
-           "eos_update", "eos_residual"]
+           "eos_update", "eos_residual", "solver_kernel"]
 
 
 @dataclass(frozen=True)
@@ -149,10 +149,7 @@ def evaluate(problem: EoSProblem, Sigma: torch.Tensor, kappa: float, *, workspac
     c = problem.sigma_a2 * _TWO_OVER_PI
     w = EoSWorkspace(problem) if workspace is None else workspace
     K, R = w.K, w.R
-    torch.mm(X @ Sigma, X.T, out=K)  # (N, d0) @ (d0, N) -> (N, N), K = X Sigma X^T
-    h = K.diagonal() + 0.5  # (N,)
-    torch.outer(h, h, out=R).addcmul_(K, K, value=-1.0).sqrt_()  # R = sqrt(h_i h_j - K_ij^2) = sqrt(gap) / 2
-    Q = torch.atan2(K, R).mul_(c)  # Q1 = c theta, (N, N), kept by the result
+    Q, h = _q1_into(problem, Sigma, K, R)  # Q1 (N, N), kept by the result; K = X Sigma X^T, R = sqrt(H), h (N,)
     diag = Q.diagonal().clone()
     Q.diagonal().add_(noise_var)  # Q1 + sigma^2 I, factorised from its lower triangle
     L, info = torch.linalg.cholesky_ex(Q, out=(w.L, w.info))
@@ -180,6 +177,26 @@ def evaluate(problem: EoSProblem, Sigma: torch.Tensor, kappa: float, *, workspac
     G = 0.5 * (G + G.T)  # a non-finite Q1 or alpha shows up here, in d0 x d0
     new, res, cause, precision = precision_step(problem, Sigma, G, kappa)
     return EoSEvaluation(Sigma, new, Q, fbar, res, cause, precision)
+
+
+def _q1_into(problem: EoSProblem, Sigma, K, R):
+    """Q1 = c atan2(K, sqrt(H)) at Sigma (a new (N, N) tensor) and h (N,), with K = X Sigma X^T and R = sqrt(H) written
+    into the (N, N) buffers ``K`` and ``R`` (H, h, c as in :func:`evaluate`, which calls this)."""
+    X = problem.X
+    torch.mm(X @ Sigma, X.T, out=K)  # (N, d0) @ (d0, N) -> (N, N), K = X Sigma X^T
+    h = K.diagonal() + 0.5  # (N,)
+    torch.outer(h, h, out=R).addcmul_(K, K, value=-1.0).sqrt_()  # R = sqrt(h_i h_j - K_ij^2) = sqrt(gap) / 2
+    return torch.atan2(K, R).mul_(problem.sigma_a2 * _TWO_OVER_PI), h
+
+
+def solver_kernel(problem: EoSProblem, Sigma: torch.Tensor) -> torch.Tensor:
+    """Q1[Sigma] (N, N), exactly symmetric, by the arithmetic of :func:`evaluate`: the kernel a solve that ends at
+    Sigma returns (bit for bit, on the same device and thread count), without the factorisation. For results
+    stored without their kernel (:mod:`nckernels.experiments.solves`). Eq. ``ak-q1`` of chapter ``05_adaptive_kernel``.
+    """
+    N = problem.X.shape[0]
+    Q = _q1_into(problem, Sigma, problem.X.new_empty(N, N), problem.X.new_empty(N, N))[0]
+    return 0.5 * (Q + Q.T)
 
 
 def evaluate_direct(problem: EoSProblem, Sigma: torch.Tensor, kappa: float) -> EoSEvaluation:

@@ -73,7 +73,7 @@ class AdaptiveKernelResult:
     Sigma (d0, d0), kernel = Q1[Sigma] (N, N), fbar (N,); history: one row per annealing step with
     columns kappa, status, iterations, evaluations, substeps, residual, nc1_kernel, nc1_fbar,
     train_mse, trace_sigma, cause, tol (the tolerance of that step), method (how the step was solved:
-    "jump", "newton", "bracket", "floor", "continuation" or "schedule").
+    "broyden", "jump", "newton", "bracket", "floor", "continuation" or "schedule").
     ``converged``: the residual is at most ``tol``, or (``at_floor``, d0 = 1 only) the bracket pinned the root of
     the scalar EoS to rounding (:data:`FLOOR_BRACKET` in Sigma) and the residual there, the map's rounding noise,
     is above ``tol`` but at most :data:`FLOOR_TOL`.
@@ -166,7 +166,7 @@ def _anderson(problem: EoSProblem, ev0: EoSEvaluation, kappa: float, *, tol, max
 
 
 def newton_step(problem: EoSProblem, Sigma0, kappa: float, *, tol, max_iter: int, workspace: EoSWorkspace | None = None,
-                fd_step: float = 1e-7, max_backtracks: int = 20):
+                fd_step: float = 1e-7, max_backtracks: int = 20, broyden: bool = False):
     """Newton's method at one kappa on the precision form of the EoS, F(Lam) = Lam - P(Lam^{-1}) = 0, where
     Lam = Sigma^{-1} and P(Sigma) = (d0/sigma_w^2) I - G(Sigma)/kappa is the precision the map inverts.
 
@@ -180,6 +180,11 @@ def newton_step(problem: EoSProblem, Sigma0, kappa: float, *, tol, max_iter: int
     Converged means the map's own relative residual ||Sigma - P(Sigma)^{-1}||_F / ||Sigma||_F <= ``tol`` (the
     criterion of :func:`anderson_step`). Returns (evaluation at the final iterate, iterations, evaluations,
     cause or ""). Chapter ``05_adaptive_kernel``.
+
+    ``broyden``: the forward-difference Jacobian is formed at the first iterate only and then corrected after each
+    step by Broyden's update J += (dF - J dLam) dLam^T / |dLam|^2 (one evaluation per step instead of 1 + n; at
+    d0 = 1 the secant method); when no backtracked step along the corrected Jacobian's direction reduces ||F||,
+    the Jacobian is formed afresh by differences and the step retried. For a start near the root (a warm start).
     """
     d0 = Sigma0.shape[0]
     iu = torch.triu_indices(d0, d0, device=Sigma0.device)
@@ -198,41 +203,55 @@ def newton_step(problem: EoSProblem, Sigma0, kappa: float, *, tol, max_iter: int
     Lam = _symmetric(torch.cholesky_inverse(torch.linalg.cholesky(Sigma0)))
     ev, F = at(Lam)
     evals = 1
+    J = None  # the Jacobian: by differences, then (broyden) corrected after each step
     for it in range(1, max_iter + 1):
         if F is None:
             return ev, it - 1, evals, ev.cause
         if ev.new_Sigma is not None and ev.residual <= tol:
             return ev, it - 1, evals, ""
-        delta = fd_step * float(Lam.abs().max())
-        J = F.new_empty(n, n)
-        for k in range(n):
-            e = F.new_zeros(n)
-            e[k] = delta
-            if int(torch.linalg.cholesky_ex(Lam + sym(e))[1]) != 0:  # Lam at the edge of the cone: no difference
-                return ev, it, evals, "Newton: the difference step leaves the positive definite matrices"
-            _, Fk = at(Lam + sym(e))
-            evals += 1
-            if Fk is None:
-                return ev, it, evals, "Newton: the kernel or gradient is not finite next to the iterate"
-            J[:, k] = (Fk - F) / delta
-        try:
-            step = -torch.linalg.solve(J, F)
-        except RuntimeError:
+        fresh = J is None or not broyden
+        while True:
+            if fresh:
+                delta = fd_step * float(Lam.abs().max())
+                J = F.new_empty(n, n)
+                for k in range(n):
+                    e = F.new_zeros(n)
+                    e[k] = delta
+                    if int(torch.linalg.cholesky_ex(Lam + sym(e))[1]) != 0:  # Lam at the edge of the cone: no difference
+                        return ev, it, evals, "Newton: the difference step leaves the positive definite matrices"
+                    _, Fk = at(Lam + sym(e))
+                    evals += 1
+                    if Fk is None:
+                        return ev, it, evals, "Newton: the kernel or gradient is not finite next to the iterate"
+                    J[:, k] = (Fk - F) / delta
+            try:
+                step = -torch.linalg.solve(J, F)
+            except RuntimeError:
+                step = None
+            new = None
+            if step is not None:
+                norm0 = float(F.norm())
+                t = 1.0
+                for _ in range(max_backtracks + 1):
+                    trial = Lam + sym(t * step)
+                    if int(torch.linalg.cholesky_ex(trial)[1]) == 0:
+                        ev_t, F_t = at(trial)
+                        evals += 1
+                        if F_t is not None and float(F_t.norm()) <= (1 - 1e-4 * t) * norm0:
+                            new = (trial, ev_t, F_t, t * step)
+                            break
+                    t *= 0.5
+            if new is not None or fresh:
+                break
+            fresh = True  # the corrected Jacobian's direction failed: differences again, once
+        if step is None:
             return ev, it, evals, "Newton: singular Jacobian"
-        norm0 = float(F.norm())
-        t, new = 1.0, None
-        for _ in range(max_backtracks + 1):
-            trial = Lam + sym(t * step)
-            if int(torch.linalg.cholesky_ex(trial)[1]) == 0:
-                ev_t, F_t = at(trial)
-                evals += 1
-                if F_t is not None and float(F_t.norm()) <= (1 - 1e-4 * t) * norm0:
-                    new = (trial, ev_t, F_t)
-                    break
-            t *= 0.5
         if new is None:
             return ev, it, evals, "Newton: no step along the Newton direction reduces the residual"
-        Lam, ev, F = new
+        Lam, ev, F_new, dx = new
+        if broyden:  # Broyden's (good) update from the step taken
+            J = J + torch.outer(F_new - F - J @ dx, dx) / float(dx @ dx)
+        F = F_new
     if F is not None and ev.new_Sigma is not None and ev.residual <= tol:
         return ev, max_iter, evals, ""
     return ev, max_iter, evals, f"Newton: max_iter={max_iter} reached"
@@ -439,15 +458,19 @@ def solve_adaptive_kernel(
         strict: raise :class:`EoSConvergenceError` on a failed step; otherwise return the last
             iterate with ``converged=False`` (no later step is attempted).
         init: a (d0, d0) symmetric positive definite warm start, e.g. the solution of a neighbouring data
-            draw (schedule "adaptive" only). The solve first jumps from it straight to kappa = ``width`` (at most
+            draw (schedule "adaptive" only). Where Sigma has at most ``newton_dims`` free entries (d0 <= 2), the
+            solve first runs :func:`newton_step` with ``broyden=True`` from it (at most ``newton_iter`` iterations;
+            history method "broyden"): measured on chapter 6's N = 2048 grid (split 768/1280, draws 1-3), 10-13
+            evaluations at d0 = 1 and 10-11 at d0 = 2, against 15-21 and 11-15 for the jump below, the same roots.
+            Then (or at larger d0 first) it jumps from it straight to kappa = ``width`` (at most
             ``jump_iter`` iterations, to ``tol``); if that fails it starts over from the NNGP as above, the
             warm start's evaluations counted in the first row. A converged answer is a fixed point to ``tol``
             either way; grids use it across the draws of a cell (:func:`~nckernels.experiments.grids.adaptive_measure`).
 
     Returns:
         :class:`AdaptiveKernelResult` (history columns ``tol``: the tolerance each step was solved to;
-        ``method``: "jump" (one Anderson solve at kappa = width from the warm start or the NNGP),
-        "newton", "bracket", "floor" (the bracket's root at the rounding floor, ``at_floor``), "continuation" or
+        ``method``: "broyden" (Newton with Broyden's update from the warm start), "jump" (one Anderson solve at
+        kappa = width from the warm start or the NNGP), "newton", "bracket", "floor" (the bracket's root at the rounding floor, ``at_floor``), "continuation" or
         "schedule").
     """
     problem = make_problem(X, y, noise_var=noise_var, sigma_w=sigma_w, sigma_a=sigma_a, sigma_w2=sigma_w2,
@@ -495,19 +518,22 @@ def solve_adaptive_kernel(
     workspace = EoSWorkspace(problem)
     nngp = (problem.sigma_w2 / d0) * torch.eye(d0, dtype=X.dtype, device=X.device)  # the NNGP solution
     carry = (0, 0)  # (iterations, evaluations) of a failed jump, reported with the next step
-    # one solve straight at kappa = width: an Anderson jump from the warm start, then from the NNGP, then (where
-    # Sigma has at most newton_dims free entries) Newton from the NNGP; the first that converges is the answer,
+    # one solve straight at kappa = width: (where Sigma has at most newton_dims free entries) Broyden from the warm
+    # start, an Anderson jump from the warm start, then from the NNGP, then (small d0 again) Newton from the NNGP,
+    # at d0 = 1 the bracket; the first that converges is the answer,
     # else (adaptive) the continuation; every failed attempt's cost is carried into the first row
-    attempts = [("jump", init)] if init is not None else []
+    small = d0 * (d0 + 1) // 2 <= newton_dims  # few enough free entries for a Jacobian by differences
+    attempts = ([("broyden", init)] if small else []) + [("jump", init)] if init is not None else []
     if mode == "adaptive" and len(schedule) > 1:
         attempts.append(("jump", nngp))
-        if d0 * (d0 + 1) // 2 <= newton_dims:
+        if small:
             attempts.append(("newton", nngp))
             if d0 == 1:
                 attempts.append(("bracket", nngp))
     for method, start in attempts:
-        if method == "newton":
-            ev, it, e, cause = newton_step(problem, start, width, tol=tol, max_iter=newton_iter, workspace=workspace)
+        if method in ("newton", "broyden"):
+            ev, it, e, cause = newton_step(problem, start, width, tol=tol, max_iter=newton_iter, workspace=workspace,
+                                           broyden=method == "broyden")
         elif method == "bracket":
             ev, it, e, cause = bracket_step(problem, start, width, tol=tol, max_iter=newton_iter, workspace=workspace)
             if cause.startswith(FLOOR_CAUSE) and ev.new_Sigma is not None and ev.residual <= FLOOR_TOL:
