@@ -15,11 +15,13 @@ noise_var 1e-6, sigma_a^2 = 1/128, sigma_w = 1, the reference label term (``labe
 * Newton at small d0: the cells of chapter 6's imbalanced grid where the Anderson jump fails (N = 2048, d0 = 1,
   split 1024/1024, draws 0 and 1 by default), each solved cold with the Newton step (``newton_dims=3``, the
   default) and with the continuation alone (``newton_dims=0``, the solver before it), interleaved;
+* warm routes at small d0: from the previous draw's Sigma (as the grids start each draw), Newton with Broyden's
+  update against the Anderson jump, on chapter 6's N = 2048 grid (split 768/1280, d0 = 1 and 2, draws 1-3);
 * the route to (Q1 + sigma^2 I)^{-1} (``EoSWorkspace.inverse``): one evaluation (N = 1024 ... 4096, d0 = 128) with
   two triangular solves against I (the baseline) and with potri, interleaved, with 1 and 2 torch threads.
 
-Writes benchmarks/out/eos_benchmark.json, eos_scaling.json, eos_warm_start.json, eos_newton.json and
-eos_inverse.json (with machine facts).
+Writes benchmarks/out/eos_benchmark.json, eos_scaling.json, eos_warm_start.json, eos_newton.json,
+eos_warm_routes.json and eos_inverse.json (with machine facts).
 
     python benchmarks/bench_eos.py --threads 2            # the full run
     python benchmarks/bench_eos.py --quick                # smoke run (N = 128, d0 = 16; < 30 s)
@@ -240,6 +242,49 @@ def newton_vs_continuation(split, d0, draws, *, width, noise_var):
     return {"rows": rows, "ratio_seconds": total}
 
 
+def warm_routes(split, d0s, draws, *, width, noise_var):
+    """The first route of a warm solve at small d0, two ways from the same start (the previous draw's Sigma, as
+    the grids do): Newton with Broyden's update (``newton_step(broyden=True)``, the default first route) against
+    the Anderson jump (the first route before it), interleaved, on chapter 6's grid data (split, d0, draws 1...;
+    draw 0 is solved cold for the first start). Default label term, tol 1e-10, at most 30 iterations each (the
+    solver's ``newton_iter`` and ``jump_iter``): evaluations, seconds, whether each converged, and the relative
+    distance between their answers."""
+    from nckernels.experiments.cells import Cell
+    from nckernels.models.adaptive import make_problem
+    from nckernels.models.adaptive.solver import _jump, newton_step
+
+    rows = []
+    for d0 in d0s:
+        first = Cell(tuple(split), d0, 0).data()
+        start = solve_adaptive_kernel(first.X, first.y, width=width, noise_var=noise_var).Sigma
+        for draw in range(1, draws + 1):
+            data = Cell(tuple(split), d0, draw).data()
+            problem = make_problem(data.X, data.y, noise_var=noise_var)
+            t0 = time.perf_counter()
+            ev_b, _, e_b, cause_b = newton_step(problem, start, width, tol=1e-10, max_iter=30, broyden=True)
+            t1 = time.perf_counter()
+            ev_j, _, e_j, cause_j = _jump(problem, start, width, tol=1e-10, max_iter=30, memory=6, damping=1.0,
+                                          workspace=None)
+            t2 = time.perf_counter()
+            row = {"split": "/".join(map(str, split)), "N": sum(split), "d0": d0, "draw": draw,
+                   "broyden_seconds": t1 - t0, "broyden_evaluations": int(e_b), "broyden_converged": not cause_b,
+                   "jump_seconds": t2 - t1, "jump_evaluations": int(e_j), "jump_converged": not cause_j,
+                   "relative_distance": relative(ev_b.Sigma, ev_j.Sigma) if not (cause_b or cause_j) else None}
+            rows.append(row)
+            print(f"warm routes {row['split']} d0={d0} draw {draw}: Broyden {e_b} evaluations {t1 - t0:.1f} s "
+                  f"({'converged' if not cause_b else cause_b}), jump {e_j} evaluations {t2 - t1:.1f} s "
+                  f"({'converged' if not cause_j else cause_j}), distance {row['relative_distance']}", flush=True)
+            if not cause_b:
+                start = ev_b.Sigma
+            else:
+                start = solve_adaptive_kernel(data.X, data.y, width=width, noise_var=noise_var, init=start).Sigma
+    both = [r for r in rows if r["broyden_converged"] and r["jump_converged"]]
+    ratio = (sum(r["jump_seconds"] for r in both) / sum(r["broyden_seconds"] for r in both)) if both else None
+    print(f"warm routes: Broyden converged {sum(r['broyden_converged'] for r in rows)} of {len(rows)}, jump "
+          f"{sum(r['jump_converged'] for r in rows)}; where both did, the jump took {ratio}x the time", flush=True)
+    return {"rows": rows, "ratio_seconds": ratio}
+
+
 def inverse_routes(Ns, d0, threads_list, *, noise_var, reps):
     """One evaluation with each route to (Q1 + sigma^2 I)^{-1}, interleaved, per N and torch thread count; the ratio
     of medians triangular_solves / cholesky_inverse (> 1: potri faster) and the relative gap of the new Sigmas."""
@@ -294,6 +339,10 @@ def main(argv=None):
     p.add_argument("--newton-split", type=int, nargs="+", default=[1024, 1024],
                    help="class sizes of the Newton comparison (chapter 6's imbalanced grid, d0 = 1)")
     p.add_argument("--newton-draws", type=int, nargs="+", default=[0, 1])
+    p.add_argument("--skip-warm-routes", action="store_true", help="skip Broyden against the jump from a warm start")
+    p.add_argument("--warm-routes-split", type=int, nargs="+", default=[768, 1280],
+                   help="class sizes of the warm-route cell (chapter 6's N = 2048 grid)")
+    p.add_argument("--warm-routes-draws", type=int, default=3, help="warm solves per d0 (draws 1 ... this)")
     p.add_argument("--skip-inverse", action="store_true", help="skip the comparison of the two inverse routes")
     p.add_argument("--inverse-Ns", type=int, nargs="+", default=[1024, 2048, 4096])
     p.add_argument("--inverse-threads", type=int, nargs="+", default=[1, 2])
@@ -322,6 +371,12 @@ def main(argv=None):
                **newton_vs_continuation(split, 1, draws, width=args.width, noise_var=args.noise_var)}
         rec["machine_after"] = machine()
         (args.out / f"eos_newton{suffix}.json").write_text(json.dumps(rec, indent=1))
+    if not args.skip_warm_routes:
+        split, draws = ([48, 80], 2) if args.quick else (args.warm_routes_split, args.warm_routes_draws)
+        rec = {"machine": dict(machine(), quick=args.quick), "width": args.width, "noise_var": args.noise_var,
+               **warm_routes(split, [1, 2], draws, width=args.width, noise_var=args.noise_var)}
+        rec["machine_after"] = machine()
+        (args.out / f"eos_warm_routes{suffix}.json").write_text(json.dumps(rec, indent=1))
     if not args.skip_inverse:
         Ns_inv, d0_inv = ([128, 256], 16) if args.quick else (args.inverse_Ns, 128)
         rec = {"machine": dict(machine(), quick=args.quick), "width": args.width, "noise_var": args.noise_var,

@@ -1,6 +1,6 @@
 """The API page (book/api.md) renders with -W -n, has an anchor and a [source] link per function, and
 a figure caption's {py:func}`nk.NAME` (in the cell's mystnb figure metadata) resolves to it
-(book/_ext/api_reference.py)."""
+(book/_ext/api_reference.py); glued numbers in scientific notation are typeset (book/_ext/glue_numbers.py)."""
 import pathlib
 import re
 import shutil
@@ -33,6 +33,14 @@ fig, ax = plt.subplots(figsize=(1, 1))
 ax.plot([0, 1])
 plt.show()
 ```
+
+```{code-cell} ipython3
+from myst_nb import glue
+glue("tiny", 7.6e-11, display=False)
+glue("cells", "σ² = 1e-06; f_tol 5e-4; commit 1234e56", display=False)
+```
+
+The residual is {glue:text}`tiny:.1e`; the failed cells: {glue:text}`cells`.
 """
 
 
@@ -67,3 +75,19 @@ def test_api_page_links_functions_to_their_source(tmp_path):
     assert links.count(canonical) == 2 and len(links) == 3, links
     caption = re.search(r"<figcaption>.*?</figcaption>", figures, flags=re.S).group(0)
     assert f'href="api.html#{canonical}"' in caption, "the figure caption does not link its function"
+    # glued numbers in the prose are typeset (book/_ext/glue_numbers.py); the rest of a glued text is left alone
+    assert '<span class="pasted-text">7.6 × 10⁻¹¹</span>' in figures
+    assert '<span class="pasted-text">σ² = 10⁻⁶; f_tol 5e-4; commit 1234e56</span>' in figures
+
+
+@pytest.mark.parametrize("text, typeset", [
+    ("7.6e-11", "7.6 × 10⁻¹¹"), ("1e-06", "10⁻⁶"), ("2.5E+09", "2.5 × 10⁹"), ("1.0e-11", "1.0 × 10⁻¹¹"),
+    ("3e+00 runs", "3 runs"), ("h = 1, σ² = 1e-06; x", "h = 1, σ² = 10⁻⁶; x"),
+    ("f_tol 5e-4", "f_tol 5e-4"), ("commit 1234e56", "commit 1234e56"), ("x1e-06", "x1e-06"), ("v1.2e-05.3", "v1.2e-05.3")])
+def test_glued_scientific_notation_is_typeset_and_nothing_else(text, typeset):
+    sys.path.insert(0, str(ROOT / "book" / "_ext"))
+    try:
+        from glue_numbers import typeset_numbers
+    finally:
+        sys.path.pop(0)
+    assert typeset_numbers(text) == typeset

@@ -1,7 +1,9 @@
 """The book's stylesheet, carried by this extension (no static folder to keep in step with the config).
 
 Wide result tables scroll inside the text column instead of being cut off at its right edge, in a slightly
-smaller font, and their headers wrap. Written to ``_static/nckernels.css`` when the HTML build finishes and
+smaller font, and their headers wrap. Numbers and phrases pasted into the prose by ``{glue:text}`` keep the
+weight of the sentence around them (MyST-NB sets them bold, so a sentence computed whole read as one bold block).
+Written to ``_static/nckernels.css`` when the HTML build finishes and
 linked from every page.
 """
 from __future__ import annotations
@@ -19,6 +21,10 @@ CSS = """\
 }
 .cell_output table th {
   white-space: normal;
+}
+/* glued values read as part of their sentence, not in bold (MyST-NB's span.pasted-text default) */
+.bd-article span.pasted-text {
+  font-weight: inherit;
 }
 """
 

@@ -14,7 +14,7 @@ import pathlib
 import numpy as np
 import pandas as pd
 
-__all__ = ["fit_power_law", "value_span", "load_timings", "chapter_times", "paper_times", "wall_time_floor"]
+__all__ = ["fit_power_law", "value_span", "load_timings", "chapter_times", "paper_times", "wall_time_floor", "paper_work"]
 
 
 def fit_power_law(sizes, seconds) -> tuple[float, float]:
@@ -114,3 +114,36 @@ def wall_time_floor(sets: pd.DataFrame, workers: int) -> float:
     if sets.empty:
         return 0.0
     return float(max(sets["run_seconds"].sum() / workers, sets["longest_run_seconds"].max()))
+
+
+def paper_work(results_dir, sets: pd.DataFrame) -> pd.DataFrame:
+    """The run time of each committed set split by kind of work, from the seconds of its rows
+    (``RESULTS/NAME.csv``) and its run time (``sets``, a :func:`paper_times` frame).
+
+    One row per set: set, nets_seconds (rows of kernel "trained net"), eos_seconds (rows of an adaptive kernel,
+    failed solves included), other_seconds (the rest of the run time: kernels, data, notebook start-up, figures),
+    eos_solves, eos_reused (adaptive rows read from the EoS solve store, column ``reused``; NaN where the rows have
+    no such column). A set whose rows have no ``kernel`` column counts as other. Chapter ``appendix_scaling``.
+    """
+    results_dir = pathlib.Path(results_dir)
+    rows = []
+    for s in sets.itertuples():
+        path = results_dir / f"{s.set}.csv"
+        frame = pd.read_csv(path) if path.is_file() else pd.DataFrame()
+        nets = eos = 0.0
+        solves, reused = 0, math.nan  # NaN: the rows do not record reads from the store
+        if {"kernel", "seconds"} <= set(frame.columns):
+            kind = frame["kernel"].astype(str)
+            seconds = pd.to_numeric(frame["seconds"], errors="coerce").fillna(0.0)
+            nets = float(seconds[kind == "trained net"].sum())
+            is_eos = kind.str.startswith("adaptive") & (frame.get("status", "ok") != "skipped")
+            eos = float(seconds[is_eos].sum())
+            solves = int(is_eos.sum())
+            if "reused" in frame.columns:
+                reused = int(frame.loc[is_eos, "reused"].astype(str).str.lower().eq("true").sum())
+        if solves == 0:
+            reused = 0
+        rows.append({"set": s.set, "nets_seconds": nets, "eos_seconds": eos,
+                     "other_seconds": max(0.0, float(s.run_seconds) - nets - eos), "eos_solves": solves,
+                     "eos_reused": reused})
+    return pd.DataFrame(rows, columns=["set", "nets_seconds", "eos_seconds", "other_seconds", "eos_solves", "eos_reused"])
