@@ -727,9 +727,10 @@ def plot_factor_sweep(ax, frame, *, factor, kernels=("trained net", "NNGP", "ada
     nets = sub[sub["kernel"] == "trained net"]
     for v, grp in nets.groupby("value"):
         if (grp["status"] != "ok").all():
-            ax.plot([v], [0], marker="x", color=color_of("trained net"), transform=ax.get_xaxis_transform(),
+            # just above the bottom spine, inside the panel (on the spine the cross hid in the axis line)
+            ax.plot([v], [0.05], marker="x", color=color_of("trained net"), transform=ax.get_xaxis_transform(),
                     clip_on=False, ms=7)
-            ax.annotate("diverged", (v, 0), xycoords=("data", "axes fraction"), xytext=(0, 6),
+            ax.annotate("diverged", (v, 0.05), xycoords=("data", "axes fraction"), xytext=(0, 6),
                         textcoords="offset points", ha="center", fontsize=7, color=color_of("trained net"))
     values = sorted(sub["value"].unique())
     if logx:
