@@ -90,7 +90,10 @@ def solve_key(X, y, *, labels=None, init=None, **solver) -> str:
     Equal for calls that differ only in ``strict``, ``progress`` or the form of a scale (``sigma_a`` or the
     deprecated ``sigma_a2``, explicit or default); different for any other change (module docstring).
     """
-    settings = _settings(X, y, labels, init, solver)
+    return _key(_settings(X, y, labels, init, solver), X, y, labels, init)
+
+
+def _key(settings: dict, X, y, labels, init) -> str:
     h = hashlib.sha256(json.dumps(settings, sort_keys=True, default=repr).encode())
     for name, t in (("X", X), ("y", y), ("labels", labels), ("init", init)):
         _tensor_bytes(h, name, None if t is None else torch.as_tensor(t))
@@ -119,7 +122,7 @@ def _save(path: pathlib.Path, res: AdaptiveKernelResult) -> None:
         raise
 
 
-def _load(path: pathlib.Path, X, y, solver: dict) -> AdaptiveKernelResult | None:
+def _load(path: pathlib.Path, X, y, settings: dict) -> AdaptiveKernelResult | None:
     """The stored result, its kernel recomputed; None when the entry cannot be read (it is then solved again)."""
     try:
         entry = torch.load(path, map_location="cpu", weights_only=True)
@@ -127,7 +130,6 @@ def _load(path: pathlib.Path, X, y, solver: dict) -> AdaptiveKernelResult | None
         history = pd.DataFrame(meta["history"], columns=meta["columns"])
     except Exception:  # noqa: BLE001 - a truncated or foreign file is a miss, and is overwritten
         return None
-    settings = _settings(X, y, None, None, solver)
     problem = make_problem(X, y, noise_var=settings["noise_var"], sigma_w2=settings["sigma_w2"],
                            sigma_a2=settings["sigma_a2"], label_term=settings["label_term"])
     Sigma = entry["Sigma"].to(dtype=problem.X.dtype, device=problem.X.device)
@@ -144,9 +146,10 @@ def stored_solve(X, y, *, labels=None, init=None, store=None, **solver) -> tuple
     store = solve_store() if store is None else pathlib.Path(store)
     if store is None:
         return solve_adaptive_kernel(X, y, labels=labels, init=init, **solver), False
-    path = store / f"{solve_key(X, y, labels=labels, init=init, **solver)}.pt"
+    settings = _settings(X, y, labels, init, solver)
+    path = store / f"{_key(settings, X, y, labels, init)}.pt"
     if path.is_file():
-        res = _load(path, X, y, solver)
+        res = _load(path, X, y, settings)
         if res is not None:
             return res, True
     res = solve_adaptive_kernel(X, y, labels=labels, init=init, **solver)
