@@ -3,7 +3,7 @@ papermill sweep engine, the three scales, and reading sweep results back.
 
 May import every layer below: :mod:`nckernels.errors`, :mod:`nckernels.validation`, :mod:`nckernels.data`,
 :mod:`nckernels.metrics`, :mod:`nckernels.kernels`, :mod:`nckernels.models`. Within the layer:
-cells, solves <- grids <- beyond; scales <- sweeps <- results, paper <- reproduce, report.
+cells, solves <- grids <- beyond; scales <- sweeps <- solves, results, paper <- reproduce, report.
 """
 from .cells import *  # noqa: F401,F403
 from .cells import __all__ as _cells

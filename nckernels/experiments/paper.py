@@ -35,7 +35,6 @@ import pathlib
 import platform
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
@@ -212,14 +211,7 @@ def save_rows(rows_out, rows) -> pathlib.Path | None:
         raise ValueError(f"rows must be a DataFrame or a mapping of DataFrames, got {type(rows).__name__}")
     path = pathlib.Path(rows_out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        rows.to_csv(tmp, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        pathlib.Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, rows.to_csv(index=False))
     return path
 
 
@@ -560,11 +552,7 @@ def _effective_parameters(sweep: PaperSweep, record: Mapping[str, Any], params: 
 def _write_if_changed(path: pathlib.Path, text: str):
     if path.is_file() and path.read_text(encoding="utf-8") == text:
         return
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-        fh.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    write_atomic(path, text)
 
 
 def export_paper(manifest=None, *, names: Sequence[str] | None = None, command: str | None = None,

@@ -1,6 +1,7 @@
 r"""A store of converged EoS solves, each named by everything that determines it: a solve met again is read back.
 
-Layer 5, experiments. Imports :mod:`nckernels.models.adaptive` only.
+Layer 5, experiments. Imports :mod:`nckernels.models.adaptive` and, for atomic writes,
+:func:`~nckernels.experiments.sweeps.write_atomic`.
 
 Chapters 5 and 6 solve the same equations on the same data: chapter 5's imbalanced grid (N = 2048, draws 0-2 of
 each split and d0) is a subset of chapter 6's (draws 0-9), with the same solver settings and the same warm starts,
@@ -26,16 +27,17 @@ from __future__ import annotations
 import functools
 import hashlib
 import inspect
+import io
 import json
 import math
 import os
 import pathlib
-import tempfile
 
 import pandas as pd
 import torch
 
 from ..models.adaptive import AdaptiveKernelResult, make_problem, resolve_variances, solve_adaptive_kernel, solver_kernel
+from .sweeps import write_atomic
 
 __all__ = ["SOLVE_STORE_ENV", "code_fingerprint", "solve_key", "solve_store", "stored_solve"]
 
@@ -111,15 +113,10 @@ def _save(path: pathlib.Path, res: AdaptiveKernelResult) -> None:
             "history": res.history.to_dict(orient="list"), "columns": list(res.history.columns),
             "label_term": res.label_term, "width": float(res.width), "noise_var": float(res.noise_var),
             "tol": float(res.tol), "at_floor": bool(res.at_floor)}
+    buffer = io.BytesIO()
+    torch.save({"Sigma": res.Sigma.detach().cpu(), "fbar": res.fbar.detach().cpu(), "meta": json.dumps(meta)}, buffer)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save({"Sigma": res.Sigma.detach().cpu(), "fbar": res.fbar.detach().cpu(), "meta": json.dumps(meta)}, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        pathlib.Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, buffer.getvalue())
 
 
 def _load(path: pathlib.Path, X, y, settings: dict) -> AdaptiveKernelResult | None:

@@ -235,12 +235,13 @@ def _run_file(out: pathlib.Path, folder: str, key: str, suffix: str) -> pathlib.
     return out / folder / f"{key}{suffix}"
 
 
-def write_atomic(path: pathlib.Path, text: str):
-    """Write ``text`` to ``path`` through a unique temporary file in the same folder (created with O_EXCL, so
-    no symlink is followed) and ``os.replace`` (which replaces a symlink at ``path`` rather than its target)."""
+def write_atomic(path: pathlib.Path, text: str | bytes):
+    """Write ``text`` (str as UTF-8, or bytes) to ``path`` through a unique temporary file in the same folder
+    (created with O_EXCL, so no symlink is followed) and ``os.replace`` (which replaces a symlink at ``path``
+    rather than its target)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+        with (os.fdopen(fd, "wb") if isinstance(text, bytes) else os.fdopen(fd, "w", encoding="utf-8", newline="")) as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())

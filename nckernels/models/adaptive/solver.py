@@ -525,7 +525,7 @@ def solve_adaptive_kernel(
     # at d0 = 1 the bracket; the first that converges is the answer,
     # else (adaptive) the continuation; every failed attempt's cost is carried into the first row
     small = d0 * (d0 + 1) // 2 <= newton_dims  # few enough free entries for a Jacobian by differences
-    attempts = ([("broyden", init)] if small else []) + [("jump", init)] if init is not None else []
+    attempts = [] if init is None else [*([("broyden", init)] if small else []), ("jump", init)]
     if mode == "adaptive" and len(schedule) > 1:
         attempts.append(("jump", nngp))
         if small:
