@@ -403,6 +403,45 @@ def test_broyden_newton_step_needs_fewer_evaluations_than_differences_at_every_s
     assert _rel(quasi[0].Sigma, full[0].Sigma) <= 1e-8 and quasi[2] < full[2]
 
 
+def test_newton_step_stops_at_the_rounding_floor():
+    # from a root, with a tolerance below rounding: the step is rounding at once, so Newton stops and says why, after
+    # the Jacobian by differences (Broyden's corrected one is formed afresh first), not after max_iter backtracked steps
+    d = nk.gaussian_classes([48, 48], 1, generator=torch.Generator().manual_seed(4))
+    problem = make_problem(d.X, d.y, noise_var=1e-6)
+    root = solve_adaptive_kernel(d.X, d.y, width=500, noise_var=1e-6).Sigma
+    for broyden in (False, True):
+        ev, it, evals, cause = newton_step(problem, root, 500.0, tol=1e-30, max_iter=30, broyden=broyden)
+        assert cause.startswith(eos_solver.NEWTON_FLOOR_CAUSE), cause
+        assert evals <= 6 and it <= 2 and _rel(ev.Sigma, root) <= 1e-9 and 0 < ev.residual <= 1e-8
+    # a floor the step does not see (Armijo fails on noise first) still ends: backtracking stops at rounding steps
+    d2 = nk.gaussian_classes([48, 80], 2, generator=torch.Generator().manual_seed(4))
+    problem2 = make_problem(d2.X, d2.y, noise_var=1e-6)
+    root2 = solve_adaptive_kernel(d2.X, d2.y, width=500, noise_var=1e-6).Sigma
+    ev, it, evals, cause = newton_step(problem2, root2, 500.0, tol=1e-30, max_iter=30, broyden=True)
+    assert cause and evals < 30 and _rel(ev.Sigma, root2) <= 1e-9
+
+
+def test_warm_start_at_the_rounding_floor_takes_the_root_nearest_the_start():
+    # chapter 13's four-class data at d0 = 1 (N = 256): every root lies at the floor, so Broyden from the previous
+    # draw's Sigma cannot reach tol. Draw 1: it stops next to the root and a bracket from the warm start pins it. Draw 2:
+    # Broyden wanders to another root (Tr Sigma 14 against 1.08); the bracket's steps (half the distance to where
+    # Broyden stopped) find the nearer root first, the one the cold solve gives
+    from nckernels.experiments.beyond import HardCell
+
+    data = [HardCell((64,) * 4, 1, r, seed=0, family="four-class").data() for r in (0, 1, 2)]
+    kw = dict(width=500, noise_var=1e-6)
+    cold = [solve_adaptive_kernel(d.X, d.y, **kw) for d in data]
+    assert all(c.at_floor for c in cold)
+    for prev, d, c in zip(cold, data[1:], cold[1:]):
+        warm = solve_adaptive_kernel(d.X, d.y, init=prev.Sigma, **kw)
+        assert warm.converged and warm.at_floor and warm.history.method.tolist() == ["floor"]
+        assert _rel(warm.Sigma, c.Sigma) <= 1e-8 and warm.evaluations < c.evaluations
+        assert int(warm.history.evaluations.sum()) == warm.evaluations
+    problem = make_problem(data[2].X, data[2].y, noise_var=1e-6)
+    far = newton_step(problem, cold[1].Sigma, 500.0, tol=1e-10, max_iter=30, broyden=True)[0]
+    assert float(far.Sigma) > 5 * float(cold[2].Sigma)  # where Broyden stops: another root
+
+
 @pytest.mark.parametrize("init, match", [
     ("eye", "torch tensor"), (torch.eye(2, dtype=torch.float64), r"shape \(1, 1\)"),
     (torch.tensor([[-1.0]], dtype=torch.float64), "positive definite"),
@@ -483,7 +522,7 @@ def test_bracket_step_finds_newtons_root(sizes, seed, start):
     d = nk.gaussian_classes(sizes, 1, generator=torch.Generator().manual_seed(seed))
     problem = make_problem(d.X, d.y, noise_var=1e-6)
     nngp = torch.eye(1, dtype=torch.float64)
-    ref, _, _, cause = newton_step(problem, nngp, 500.0, tol=1e-12, max_iter=30)
+    ref, _, _, cause = newton_step(problem, nngp, 500.0, tol=1e-11, max_iter=30)  # (1e-12: one draw's floor)
     assert cause == ""
     ev, it, evals, cause = bracket_step(problem, start * nngp, 500.0, tol=1e-10, max_iter=30)
     assert cause == "" and ev.residual <= 1e-10 and evals > it

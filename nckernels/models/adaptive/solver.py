@@ -165,6 +165,19 @@ def _anderson(problem: EoSProblem, ev0: EoSEvaluation, kappa: float, *, tol, max
     return ev, max_iter, evals, f"max_iter={max_iter} reached", beta
 
 
+#: bracket_step: a bracket this narrow in log Sigma pins the root to rounding; a residual above tol there is the
+#: map's rounding floor near that root (the cause starts with FLOOR_CAUSE). newton_step stops where its step is this
+#: small relative to Lam (the cause starts with NEWTON_FLOOR_CAUSE).
+FLOOR_BRACKET = 1e-12
+FLOOR_CAUSE = "bracket: rounding floor"
+NEWTON_FLOOR_CAUSE = "Newton: rounding floor"
+#: solve_adaptive_kernel at d0 = 1, where Broyden stops near a root without reaching tol: the bracket from the warm
+#: start steps outwards by half the distance to that root in log Sigma (at least WARM_BRACKET_STEP), at most
+#: WARM_BRACKET_EXPAND steps on each side (twice that distance).
+WARM_BRACKET_STEP = 1e-9
+WARM_BRACKET_EXPAND = 4
+
+
 def newton_step(problem: EoSProblem, Sigma0, kappa: float, *, tol, max_iter: int, workspace: EoSWorkspace | None = None,
                 fd_step: float = 1e-7, max_backtracks: int = 20, broyden: bool = False):
     """Newton's method at one kappa on the precision form of the EoS, F(Lam) = Lam - P(Lam^{-1}) = 0, where
@@ -185,6 +198,14 @@ def newton_step(problem: EoSProblem, Sigma0, kappa: float, *, tol, max_iter: int
     step by Broyden's update J += (dF - J dLam) dLam^T / (dLam . dLam) (one evaluation per step instead of 1 + n; at
     d0 = 1 the secant method); when no backtracked step along the corrected Jacobian's direction reduces the norm of F,
     the Jacobian is formed afresh by differences and the step retried. For a start near the root (a warm start).
+
+    Rounding floor: where the map's residual cannot reach ``tol`` (its rounding noise lies above it), the Newton
+    step near the root shrinks to rounding while the residual stays put. When a step from a Jacobian formed by
+    differences moves Lam by at most :data:`FLOOR_BRACKET` (relative, Frobenius norm), the iterate is within
+    rounding of the root as far as Newton can tell, and the method stops with a cause starting with
+    :data:`NEWTON_FLOOR_CAUSE` (a corrected Jacobian is formed afresh first); backtracking likewise stops once the
+    trial step is that small. Measured on chapter 6's N = 2048 grid (split 256/1792, d0 = 1, draw 3 from draw 2's
+    Sigma): without these two stops Broyden took 101 evaluations to give up, 90 of them after the floor.
     """
     d0 = Sigma0.shape[0]
     iu = torch.triu_indices(d0, d0, device=Sigma0.device)
@@ -229,10 +250,19 @@ def newton_step(problem: EoSProblem, Sigma0, kappa: float, *, tol, max_iter: int
             except RuntimeError:
                 step = None
             new = None
+            floor = FLOOR_BRACKET * float(Lam.norm())  # a step this small (Frobenius, over the free entries) is rounding
+            if step is not None and float(step.norm()) <= floor:
+                if fresh:
+                    return ev, it, evals, (f"{NEWTON_FLOOR_CAUSE}: the step is below {FLOOR_BRACKET:.0e} of Lam, and the "
+                                           f"map's residual there is {ev.residual:.2g}, above tol {tol:g}")
+                fresh = True  # a corrected Jacobian says so: differences decide
+                continue
             if step is not None:
                 norm0 = float(F.norm())
                 t = 1.0
                 for _ in range(max_backtracks + 1):
+                    if t < 1.0 and t * float(step.norm()) <= floor:  # the trial moves Lam by rounding only
+                        break
                     trial = Lam + sym(t * step)
                     if int(torch.linalg.cholesky_ex(trial)[1]) == 0:
                         ev_t, F_t = at(trial)
@@ -257,10 +287,6 @@ def newton_step(problem: EoSProblem, Sigma0, kappa: float, *, tol, max_iter: int
     return ev, max_iter, evals, f"Newton: max_iter={max_iter} reached"
 
 
-#: bracket_step: a bracket this narrow in log Sigma pins the root to rounding; a residual above tol there is the
-#: map's rounding floor near that root (the cause starts with FLOOR_CAUSE).
-FLOOR_BRACKET = 1e-12
-FLOOR_CAUSE = "bracket: rounding floor"
 #: solve_adaptive_kernel accepts a bracket's root at the rounding floor (history method "floor", result ``at_floor``)
 #: when the map's residual there is at most this (chapter 5's looser tolerance); above it the continuation runs.
 FLOOR_TOL = 1e-6
@@ -462,8 +488,16 @@ def solve_adaptive_kernel(
             solve first runs :func:`newton_step` with ``broyden=True`` from it (at most ``newton_iter`` iterations;
             history method "broyden"): measured on chapter 6's N = 2048 grid (split 768/1280, draws 1-3), 10-13
             evaluations at d0 = 1 and 10-11 at d0 = 2, against 15-21 and 11-15 for the jump below, the same roots.
-            Where the map's rounding floor lies above ``tol`` it cannot converge and spends its iterations before the
-            next route: chapter 13's d0 = 1 solves (N = 256, all at the floor) took 3 399 evaluations, 2 117 before.
+            Where the map's rounding floor lies above ``tol`` it cannot converge: it stops at the floor (see
+            :func:`newton_step`), and at d0 = 1, where it stopped near a root (residual at most :data:`FLOOR_TOL`),
+            :func:`bracket_step` runs from the warm start with steps of half the distance in log Sigma to where it
+            stopped (at least :data:`WARM_BRACKET_STEP`; at most :data:`WARM_BRACKET_EXPAND` on each side), so the
+            root it pins is the one nearest the warm start on that scale: Broyden can wander to another root (chapter
+            13's four-class data, d0 = 1, draw 2 from draw 1's Sigma: Tr Sigma 14.2, where the cold solve and the
+            bracket give 1.08). Chapter 13's d0 = 1 solves (N = 256, all at the floor) took 1 287 evaluations with
+            this, 3 399 when Broyden spent its iterations at the floor, 2 117 before the Broyden route; chapter 6's
+            N = 2048 draw 3 of split 256/1792 (d0 = 1, from draw 2's Sigma) 25 evaluations, against 178 when Broyden
+            spent its iterations at the floor (and 76 for the cold solve), the same root.
             Then (or at larger d0 first) it jumps from it straight to kappa = ``width`` (at most
             ``jump_iter`` iterations, to ``tol``); if that fails it starts over from the NNGP as above, the
             warm start's evaluations counted in the first row. A converged answer is a fixed point to ``tol``
@@ -472,7 +506,8 @@ def solve_adaptive_kernel(
     Returns:
         :class:`AdaptiveKernelResult` (history columns ``tol``: the tolerance each step was solved to;
         ``method``: "broyden" (Newton with Broyden's update from the warm start), "jump" (one Anderson solve at
-        kappa = width from the warm start or the NNGP), "newton", "bracket", "floor" (the bracket's root at the rounding floor, ``at_floor``), "continuation" or
+        kappa = width from the warm start or the NNGP), "newton", "bracket" (from the NNGP or, after Broyden, from the
+        warm start), "floor" (the bracket's root at the rounding floor, ``at_floor``), "continuation" or
         "schedule").
     """
     problem = make_problem(X, y, noise_var=noise_var, sigma_w=sigma_w, sigma_a=sigma_a, sigma_w2=sigma_w2,
@@ -532,12 +567,23 @@ def solve_adaptive_kernel(
             attempts.append(("newton", nngp))
             if d0 == 1:
                 attempts.append(("bracket", nngp))
-    for method, start in attempts:
+    while attempts:
+        method, start, *scan = attempts.pop(0)
         if method in ("newton", "broyden"):
             ev, it, e, cause = newton_step(problem, start, width, tol=tol, max_iter=newton_iter, workspace=workspace,
                                            broyden=method == "broyden")
-        elif method == "bracket":
-            ev, it, e, cause = bracket_step(problem, start, width, tol=tol, max_iter=newton_iter, workspace=workspace)
+            if method == "broyden" and d0 == 1 and cause and ev.new_Sigma is not None and ev.residual <= FLOOR_TOL:
+                # Broyden stopped near a root, at distance D in log Sigma from the warm start: the bracket scans outwards
+                # from the warm start in steps of D / 2, so it pins the root nearest the warm start on that scale
+                # (where Broyden wandered to a farther root, the nearer one)
+                D = abs(math.log(float(ev.Sigma) / float(start)))
+                attempts.insert(0, ("warm bracket", start, max(D / 2, WARM_BRACKET_STEP)))
+        elif method in ("bracket", "warm bracket"):
+            warm = method == "warm bracket"
+            ev, it, e, cause = bracket_step(problem, start, width, tol=tol, max_iter=newton_iter, workspace=workspace,
+                                            factor=math.exp(scan[0]) if warm else 2.0,
+                                            max_expand=WARM_BRACKET_EXPAND if warm else 40)
+            method = "bracket"
             if cause.startswith(FLOOR_CAUSE) and ev.new_Sigma is not None and ev.residual <= FLOOR_TOL:
                 method, cause = "floor", ""  # the root pinned to rounding: the map's residual there is its noise
         else:
