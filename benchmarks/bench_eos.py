@@ -17,11 +17,14 @@ noise_var 1e-6, sigma_a^2 = 1/128, sigma_w = 1, the reference label term (``labe
   default) and with the continuation alone (``newton_dims=0``, the solver before it), interleaved;
 * warm routes at small d0: from the previous draw's Sigma (as the grids start each draw), Newton with Broyden's
   update against the Anderson jump, on chapter 6's N = 2048 grid (split 768/1280, d0 = 1 and 2, draws 1-3);
+* warm solves at the rounding floor (d0 = 1, where the map's residual cannot reach tol): the solver from the previous
+  draw's Sigma against the cold solve of the same draw, interleaved, on chapter 13's four families (N = 256, draws
+  1-4) and chapter 6's N = 2048 draw where Broyden met the floor (split 256/1792, draw 3);
 * the route to (Q1 + sigma^2 I)^{-1} (``EoSWorkspace.inverse``): one evaluation (N = 1024 ... 4096, d0 = 128) with
   two triangular solves against I (the baseline) and with potri, interleaved, with 1 and 2 torch threads.
 
 Writes benchmarks/out/eos_benchmark.json, eos_scaling.json, eos_warm_start.json, eos_newton.json,
-eos_warm_routes.json and eos_inverse.json (with machine facts).
+eos_warm_routes.json, eos_floor_routes.json and eos_inverse.json (with machine facts).
 
     python benchmarks/bench_eos.py --threads 2            # the full run
     python benchmarks/bench_eos.py --quick                # smoke run (N = 128, d0 = 16; < 30 s)
@@ -285,6 +288,56 @@ def warm_routes(split, d0s, draws, *, width, noise_var):
     return {"rows": rows, "ratio_seconds": ratio}
 
 
+def floor_routes(families, draws, *, width, noise_var, large=True):
+    """Warm solves where the map's rounding floor lies above tol (d0 = 1), each against the cold solve of the same
+    draw, interleaved: the solver (default settings, tol 1e-10) from the previous draw's Sigma (``init``: Broyden, its
+    stop at the floor and the bracket from the warm start) and from the NNGP. Chapter 13's families at d0 = 1 (their
+    paper class sizes, draws 1 ... ``draws``, each from the previous draw's cold answer) and, with ``large``, chapter
+    6's N = 2048 draw where Broyden met the floor (split 256/1792, draw 3, from draw 2's answer along the grid's warm
+    chain). Per row: evaluations and seconds of both, the route that answered, ``at_floor`` and the relative distance
+    of the two answers."""
+    from nckernels.experiments.beyond import HardCell
+    from nckernels.experiments.cells import Cell
+
+    def pair(case, draw, data, start):
+        kw = dict(width=width, noise_var=noise_var)
+        t0 = time.perf_counter()
+        warm = solve_adaptive_kernel(data.X, data.y, init=start, **kw)
+        t1 = time.perf_counter()
+        cold = solve_adaptive_kernel(data.X, data.y, **kw)
+        t2 = time.perf_counter()
+        row = {"case": case, "N": int(data.X.shape[0]), "draw": draw,
+               "warm_evaluations": int(warm.evaluations), "warm_seconds": t1 - t0,
+               "warm_route": str(warm.history.method.iloc[0]), "warm_at_floor": bool(warm.at_floor),
+               "cold_evaluations": int(cold.evaluations), "cold_seconds": t2 - t1,
+               "cold_route": str(cold.history.method.iloc[0]), "cold_at_floor": bool(cold.at_floor),
+               "relative_distance": relative(warm.Sigma, cold.Sigma)}
+        print(f"floor routes {case} draw {draw}: warm {row['warm_evaluations']} evaluations {row['warm_seconds']:.2f} s "
+              f"({row['warm_route']}), cold {row['cold_evaluations']} evaluations {row['cold_seconds']:.2f} s "
+              f"({row['cold_route']}), distance {row['relative_distance']:.2g}", flush=True)
+        return row, cold
+
+    rows = []
+    for family, split in families.items():
+        options = (("stds", (0.25, 1.0)),) if family == "anisotropic" else ()
+        cells = [HardCell(tuple(split), 1, r, seed=0, family=family, options=options).data() for r in range(draws + 1)]
+        start = solve_adaptive_kernel(cells[0].X, cells[0].y, width=width, noise_var=noise_var).Sigma
+        for draw in range(1, draws + 1):
+            row, cold = pair(f"13 {family}", draw, cells[draw], start)
+            rows.append(row)
+            start = cold.Sigma
+    if large:
+        start = None
+        for draw in range(3):  # the grid's warm chain up to draw 2
+            data = Cell((256, 1792), 1, draw).data()
+            start = solve_adaptive_kernel(data.X, data.y, width=width, noise_var=noise_var, init=start).Sigma
+        rows.append(pair("06 256/1792", 3, Cell((256, 1792), 1, 3).data(), start)[0])
+    total = {k: sum(r[k] for r in rows) for k in ("warm_evaluations", "cold_evaluations", "warm_seconds", "cold_seconds")}
+    print(f"floor routes: warm {total['warm_evaluations']} evaluations {total['warm_seconds']:.1f} s, cold "
+          f"{total['cold_evaluations']} evaluations {total['cold_seconds']:.1f} s", flush=True)
+    return {"rows": rows, "totals": total, "ratio_seconds": total["cold_seconds"] / total["warm_seconds"]}
+
+
 def inverse_routes(Ns, d0, threads_list, *, noise_var, reps):
     """One evaluation with each route to (Q1 + sigma^2 I)^{-1}, interleaved, per N and torch thread count; the ratio
     of medians triangular_solves / cholesky_inverse (> 1: potri faster) and the relative gap of the new Sigmas."""
@@ -343,6 +396,8 @@ def main(argv=None):
     p.add_argument("--warm-routes-split", type=int, nargs="+", default=[768, 1280],
                    help="class sizes of the warm-route cell (chapter 6's N = 2048 grid)")
     p.add_argument("--warm-routes-draws", type=int, default=3, help="warm solves per d0 (draws 1 ... this)")
+    p.add_argument("--skip-floor-routes", action="store_true", help="skip warm against cold solves at the floor")
+    p.add_argument("--floor-routes-draws", type=int, default=4, help="chapter 13 draws per family (1 ... this)")
     p.add_argument("--skip-inverse", action="store_true", help="skip the comparison of the two inverse routes")
     p.add_argument("--inverse-Ns", type=int, nargs="+", default=[1024, 2048, 4096])
     p.add_argument("--inverse-threads", type=int, nargs="+", default=[1, 2])
@@ -377,6 +432,14 @@ def main(argv=None):
                **warm_routes(split, [1, 2], draws, width=args.width, noise_var=args.noise_var)}
         rec["machine_after"] = machine()
         (args.out / f"eos_warm_routes{suffix}.json").write_text(json.dumps(rec, indent=1))
+    if not args.skip_floor_routes:
+        families = ({"xor": [16, 16], "four-class": [8, 8, 8, 8]} if args.quick else
+                    {"four-class": [64, 64, 64, 64], "anisotropic": [128, 128], "xor": [128, 128], "shells": [128, 128]})
+        rec = {"machine": dict(machine(), quick=args.quick), "width": args.width, "noise_var": args.noise_var,
+               **floor_routes(families, 2 if args.quick else args.floor_routes_draws, width=args.width,
+                              noise_var=args.noise_var, large=not args.quick)}
+        rec["machine_after"] = machine()
+        (args.out / f"eos_floor_routes{suffix}.json").write_text(json.dumps(rec, indent=1))
     if not args.skip_inverse:
         Ns_inv, d0_inv = ([128, 256], 16) if args.quick else (args.inverse_Ns, 128)
         rec = {"machine": dict(machine(), quick=args.quick), "width": args.width, "noise_var": args.noise_var,

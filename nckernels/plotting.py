@@ -8,6 +8,8 @@ The (data, ax) argument order of versions <= 0.1 is still accepted by the functi
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from .style import status_colormap
@@ -582,11 +584,36 @@ def plot_solver_failures(ax, frame, *, x="width", by="d0", value="nc1"):
     return ax
 
 
+#: A number in Python's scientific notation with a signed exponent of at least two digits (``7.6e-11``, ``1e-06``,
+#: ``2.5E+09``), the form its ``e`` and ``g`` formats write; identifiers, hashes and ``5e-4`` do not match.
+SCIENTIFIC = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)[eE]([+-])(\d{2,})(?![\w.])")
+_SUPERSCRIPT = str.maketrans("0123456789-+", "\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079\u207b\u207a")
+
+
+def _typeset_power(match) -> str:
+    mantissa, sign, exponent = match.groups()
+    if int(exponent) == 0:
+        return mantissa
+    power = "10" + (("-" if sign == "-" else "") + str(int(exponent))).translate(_SUPERSCRIPT)
+    return power if mantissa == "1" else f"{mantissa} \u00d7 {power}"
+
+
+def typeset_numbers(text: str) -> str:
+    """``text`` with every number in Python's scientific notation (:data:`SCIENTIFIC`) written as a paper writes it:
+    ``7.6e-11`` -> 7.6 × 10⁻¹¹, ``1e-06`` -> 10⁻⁶ (a bare mantissa 1 becomes the power alone; ``1.0e-11`` keeps its
+    digits), ``2.5E+09`` -> 2.5 × 10⁹, ``3e+00`` -> 3; anything else unchanged. Used by :func:`format_table` on every
+    cell and by the book's ``glue_numbers`` extension on numbers pasted into the prose."""
+    if not isinstance(text, str):
+        raise ValueError(f"text must be a string, got {type(text).__name__}")
+    return SCIENTIFIC.sub(_typeset_power, text)
+
+
 def format_table(frame, *, decimals=3, missing="\u2013", note=None, caption=None, max_rows=None, formats=None):
     """A DataFrame for the page: fixed ``decimals`` (a non-zero value too small for them in scientific notation),
     missing values as ``missing`` (a dash) with ``note`` as a
     footnote below the table, at most ``max_rows`` rows (the rest summarised in the footnote); a pandas Styler.
-    ``formats``: {column: format string} for columns that need another format (e.g. ``"{:.1e}"``).
+    ``formats``: {column: format string} for columns that need another format (e.g. ``"{:.1e}"``). Every cell's text
+    is then typeset by :func:`typeset_numbers` (4.2e-06 -> 4.2 × 10⁻⁶, in a number or inside a string).
 
     Raises ValueError when the frame has missing values and no ``note`` says what a dash means.
     Chapters ``02_nc1_from_kernel`` to ``07_reference_code``.
@@ -610,12 +637,12 @@ def format_table(frame, *, decimals=3, missing="\u2013", note=None, caption=None
         # a non-zero float that would print as 0.000 at this precision is shown in scientific notation
         if isinstance(value, (float, np.floating)) and np.isfinite(value) and value != 0 \
                 and abs(value) < 0.5 * 10.0 ** -decimals:
-            return f"{value:.2e}"
-        return f"{value:.{decimals}f}" if isinstance(value, (float, np.floating)) else str(value)
+            return typeset_numbers(f"{value:.2e}")
+        return f"{value:.{decimals}f}" if isinstance(value, (float, np.floating)) else typeset_numbers(str(value))
 
     styler = frame.style.format(fixed, na_rep=missing)
     for column, fmt in (formats or {}).items():
-        styler = styler.format(fmt, subset=[column], na_rep=missing)
+        styler = styler.format(lambda value, fmt=fmt: typeset_numbers(fmt.format(value)), subset=[column], na_rep=missing)
     styler = styler.set_table_styles([{"selector": "caption", "props": "caption-side: bottom; font-size: 0.85em;"
                                                                       " text-align: left;"},
                                       {"selector": "td", "props": "padding: 0.1em 0.7em; text-align: right;"},

@@ -423,23 +423,30 @@ def test_newton_step_stops_at_the_rounding_floor():
 
 def test_warm_start_at_the_rounding_floor_takes_the_root_nearest_the_start():
     # chapter 13's four-class data at d0 = 1 (N = 256): every root lies at the floor, so Broyden from the previous
-    # draw's Sigma cannot reach tol. Draw 1: it stops next to the root and a bracket from the warm start pins it. Draw 2:
-    # Broyden wanders to another root (Tr Sigma 14 against 1.08); the bracket's steps (half the distance to where
-    # Broyden stopped) find the nearer root first, the one the cold solve gives
+    # draw's Sigma cannot reach tol. Draw 1: it stops next to the root and a bracket from the warm start pins it, for
+    # fewer evaluations than the cold solve. Draw 2: Broyden ends away from the cold solve's root (Tr Sigma 1.08); the
+    # bracket from the warm start finds that root, for fewer evaluations than the cold routes it replaces. One torch
+    # thread: Broyden's path through the rounding noise depends on the reduction order
     from nckernels.experiments.beyond import HardCell
 
-    data = [HardCell((64,) * 4, 1, r, seed=0, family="four-class").data() for r in (0, 1, 2)]
-    kw = dict(width=500, noise_var=1e-6)
-    cold = [solve_adaptive_kernel(d.X, d.y, **kw) for d in data]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        data = [HardCell((64,) * 4, 1, r, seed=0, family="four-class").data() for r in (0, 1, 2)]
+        kw = dict(width=500, noise_var=1e-6)
+        cold = [solve_adaptive_kernel(d.X, d.y, **kw) for d in data]
+        warm = [solve_adaptive_kernel(d.X, d.y, init=prev.Sigma, **kw) for prev, d in zip(cold, data[1:])]
+        problem = make_problem(data[2].X, data[2].y, noise_var=1e-6)
+        broyden = newton_step(problem, cold[1].Sigma, 500.0, tol=1e-10, max_iter=30, broyden=True)
+    finally:
+        torch.set_num_threads(threads)
     assert all(c.at_floor for c in cold)
-    for prev, d, c in zip(cold, data[1:], cold[1:]):
-        warm = solve_adaptive_kernel(d.X, d.y, init=prev.Sigma, **kw)
-        assert warm.converged and warm.at_floor and warm.history.method.tolist() == ["floor"]
-        assert _rel(warm.Sigma, c.Sigma) <= 1e-8 and warm.evaluations < c.evaluations
-        assert int(warm.history.evaluations.sum()) == warm.evaluations
-    problem = make_problem(data[2].X, data[2].y, noise_var=1e-6)
-    far = newton_step(problem, cold[1].Sigma, 500.0, tol=1e-10, max_iter=30, broyden=True)[0]
-    assert float(far.Sigma) > 5 * float(cold[2].Sigma)  # where Broyden stops: another root
+    for w, c in zip(warm, cold[1:]):
+        assert w.converged and w.at_floor and w.history.method.tolist() == ["floor"]
+        assert _rel(w.Sigma, c.Sigma) <= 1e-8 and int(w.history.evaluations.sum()) == w.evaluations
+    assert warm[0].evaluations < cold[1].evaluations
+    assert broyden[3] and _rel(broyden[0].Sigma, cold[2].Sigma) > 0.5  # Broyden alone: elsewhere
+    assert warm[1].evaluations - broyden[2] < cold[2].evaluations
 
 
 @pytest.mark.parametrize("init, match", [

@@ -489,13 +489,16 @@ def solve_adaptive_kernel(
             history method "broyden"): measured on chapter 6's N = 2048 grid (split 768/1280, draws 1-3), 10-13
             evaluations at d0 = 1 and 10-11 at d0 = 2, against 15-21 and 11-15 for the jump below, the same roots.
             Where the map's rounding floor lies above ``tol`` it cannot converge: it stops at the floor (see
-            :func:`newton_step`), and at d0 = 1, where it stopped near a root (residual at most :data:`FLOOR_TOL`),
-            :func:`bracket_step` runs from the warm start with steps of half the distance in log Sigma to where it
-            stopped (at least :data:`WARM_BRACKET_STEP`; at most :data:`WARM_BRACKET_EXPAND` on each side), so the
-            root it pins is the one nearest the warm start on that scale: Broyden can wander to another root (chapter
-            13's four-class data, d0 = 1, draw 2 from draw 1's Sigma: Tr Sigma 14.2, where the cold solve and the
-            bracket give 1.08). Chapter 13's d0 = 1 solves (N = 256, all at the floor) took 1 287 evaluations with
-            this, 3 399 when Broyden spent its iterations at the floor, 2 117 before the Broyden route; chapter 6's
+            :func:`newton_step`). At d0 = 1, when it fails, :func:`bracket_step` runs from the warm start and pins the
+            root nearest it: where Broyden stopped near a root (residual at most :data:`FLOOR_TOL`) with steps of half
+            the distance in log Sigma to where it stopped (at least :data:`WARM_BRACKET_STEP`; at most
+            :data:`WARM_BRACKET_EXPAND` on each side), elsewhere in factors of 2 as from the NNGP. Broyden can wander
+            to another root (chapter 13's four-class data, d0 = 1, draw 2 from draw 1's Sigma: Tr Sigma 14.2, where
+            the cold solve and the bracket give 1.08), or fail far from any root (with one torch thread, draw 2 from
+            draw 1's cold answer: the jump from the warm start then spent 40 evaluations to fail at the floor before
+            the cold routes answered, 120 in all; the bracket 61). Chapter 13's d0 = 1 solves (N = 256, all at the
+            floor, the paper grid's order of solves) took 880 evaluations with both brackets, 1 287 with the first
+            only, 3 399 when Broyden spent its iterations at the floor, 2 117 before the Broyden route; chapter 6's
             N = 2048 draw 3 of split 256/1792 (d0 = 1, from draw 2's Sigma) 25 evaluations, against 178 when Broyden
             spent its iterations at the floor (and 76 for the cold solve), the same root.
             Then (or at larger d0 first) it jumps from it straight to kappa = ``width`` (at most
@@ -572,17 +575,19 @@ def solve_adaptive_kernel(
         if method in ("newton", "broyden"):
             ev, it, e, cause = newton_step(problem, start, width, tol=tol, max_iter=newton_iter, workspace=workspace,
                                            broyden=method == "broyden")
-            if method == "broyden" and d0 == 1 and cause and ev.new_Sigma is not None and ev.residual <= FLOOR_TOL:
-                # Broyden stopped near a root, at distance D in log Sigma from the warm start: the bracket scans outwards
-                # from the warm start in steps of D / 2, so it pins the root nearest the warm start on that scale
-                # (where Broyden wandered to a farther root, the nearer one)
-                D = abs(math.log(float(ev.Sigma) / float(start)))
-                attempts.insert(0, ("warm bracket", start, max(D / 2, WARM_BRACKET_STEP)))
+            if method == "broyden" and d0 == 1 and cause:
+                # the bracket from the warm start pins the root nearest it. Where Broyden stopped near a root, at
+                # distance D in log Sigma from the warm start, it scans in steps of D / 2 (a few: where Broyden wandered
+                # to a farther root, it finds the nearer one); elsewhere as from the NNGP, in factors of 2
+                if ev.new_Sigma is not None and ev.residual <= FLOOR_TOL:
+                    D = abs(math.log(float(ev.Sigma) / float(start)))
+                    attempts.insert(0, ("warm bracket", start, max(D / 2, WARM_BRACKET_STEP), WARM_BRACKET_EXPAND))
+                else:
+                    attempts.insert(0, ("warm bracket", start, math.log(2.0), 40))
         elif method in ("bracket", "warm bracket"):
             warm = method == "warm bracket"
             ev, it, e, cause = bracket_step(problem, start, width, tol=tol, max_iter=newton_iter, workspace=workspace,
-                                            factor=math.exp(scan[0]) if warm else 2.0,
-                                            max_expand=WARM_BRACKET_EXPAND if warm else 40)
+                                            factor=math.exp(scan[0]) if warm else 2.0, max_expand=scan[1] if warm else 40)
             method = "bracket"
             if cause.startswith(FLOOR_CAUSE) and ev.new_Sigma is not None and ev.residual <= FLOOR_TOL:
                 method, cause = "floor", ""  # the root pinned to rounding: the map's residual there is its noise
