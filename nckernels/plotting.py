@@ -595,13 +595,14 @@ def _typeset_power(match) -> str:
     if int(exponent) == 0:
         return mantissa
     power = "10" + (("-" if sign == "-" else "") + str(int(exponent))).translate(_SUPERSCRIPT)
-    return power if mantissa == "1" else f"{mantissa} \u00d7 {power}"
+    return power if mantissa == "1" else f"{mantissa}\u00a0\u00d7\u00a0{power}"  # no-break spaces: one unit
 
 
 def typeset_numbers(text: str) -> str:
     """``text`` with every number in Python's scientific notation (:data:`SCIENTIFIC`) written as a paper writes it:
     ``7.6e-11`` -> 7.6 × 10⁻¹¹, ``1e-06`` -> 10⁻⁶ (a bare mantissa 1 becomes the power alone; ``1.0e-11`` keeps its
-    digits), ``2.5E+09`` -> 2.5 × 10⁹, ``3e+00`` -> 3; anything else unchanged. Used by :func:`format_table` on every
+    digits), ``2.5E+09`` -> 2.5 × 10⁹, ``3e+00`` -> 3; anything else unchanged. The spaces around × are no-break
+    spaces (U+00A0), so a line never breaks inside a number. Used by :func:`format_table` on every
     cell and by the book's ``glue_numbers`` extension on numbers pasted into the prose."""
     if not isinstance(text, str):
         raise ValueError(f"text must be a string, got {type(text).__name__}")
@@ -613,7 +614,8 @@ def format_table(frame, *, decimals=3, missing="\u2013", note=None, caption=None
     missing values as ``missing`` (a dash) with ``note`` as a
     footnote below the table, at most ``max_rows`` rows (the rest summarised in the footnote); a pandas Styler.
     ``formats``: {column: format string} for columns that need another format (e.g. ``"{:.1e}"``). Every cell's text
-    is then typeset by :func:`typeset_numbers` (4.2e-06 -> 4.2 × 10⁻⁶, in a number or inside a string).
+    is then typeset by :func:`typeset_numbers` (4.2e-06 -> 4.2 × 10⁻⁶, in a number or inside a string), and so are the
+    row and column labels (a float label written with ``:g``) and the caption.
 
     Raises ValueError when the frame has missing values and no ``note`` says what a dash means.
     Chapters ``02_nc1_from_kernel`` to ``07_reference_code``.
@@ -643,11 +645,15 @@ def format_table(frame, *, decimals=3, missing="\u2013", note=None, caption=None
     styler = frame.style.format(fixed, na_rep=missing)
     for column, fmt in (formats or {}).items():
         styler = styler.format(lambda value, fmt=fmt: typeset_numbers(fmt.format(value)), subset=[column], na_rep=missing)
+    def label(value):
+        return typeset_numbers(f"{value:g}" if isinstance(value, (float, np.floating)) else str(value))
+
+    styler = styler.format_index(label, axis=0).format_index(label, axis=1)
     styler = styler.set_table_styles([{"selector": "caption", "props": "caption-side: bottom; font-size: 0.85em;"
                                                                       " text-align: left;"},
                                       {"selector": "td", "props": "padding: 0.1em 0.7em; text-align: right;"},
                                       {"selector": "th", "props": "padding: 0.1em 0.7em;"}])
-    text = " ".join(t for t in ([caption] if caption else []) + notes)
+    text = typeset_numbers(" ".join(t for t in ([caption] if caption else []) + notes))
     return styler.set_caption(text) if text else styler
 
 

@@ -108,18 +108,22 @@ def test_errata_table_links_each_error():
 
 def test_format_table_per_column_format():
     html = plotting.format_table(pd.DataFrame({"a": [1.5], "err": [3.2e-16]}), formats={"err": "{:.1e}"}).to_html()
-    assert "3.2 \u00d7 10\u207b\u00b9\u2076" in html and "1.500" in html and "e-16" not in html
+    assert "3.2\u00a0\u00d7\u00a010\u207b\u00b9\u2076" in html and "1.500" in html and "e-16" not in html
 
 
 def test_format_table_small_values_are_not_printed_as_zero():
     frame = pd.DataFrame({"nc1": [0.25, 4.2e-6, 0.0, -3e-9], "n": [1, 2, 3, 4], "name": list("abcd")})
     html = plotting.format_table(frame, decimals=5).to_html()
-    assert "4.20 × 10⁻⁶" in html and "-3.00 × 10⁻⁹" in html and "0.25000" in html and "0.00000" in html
+    assert "4.20\u00a0×\u00a010⁻⁶" in html and "-3.00\u00a0×\u00a010⁻⁹" in html and "0.25000" in html and "0.00000" in html
     assert ">2<" in html and ">c<" in html  # integers and strings unchanged
     # numbers a chapter wrote into strings are typeset too; other text is not
     cells = pd.DataFrame({"noise": ["1e-06", "kappa=6.4e+06: failed", "f_tol 5e-4", "3e+00"]})
     html = plotting.format_table(cells).to_html()
-    assert ">10⁻⁶<" in html and "kappa=6.4 × 10⁶: failed" in html and "f_tol 5e-4" in html and ">3<" in html
+    assert ">10⁻⁶<" in html and "kappa=6.4\u00a0×\u00a010⁶: failed" in html and "f_tol 5e-4" in html and ">3<" in html
+    # row and column labels and the caption too (a float label written with :g)
+    labelled = pd.DataFrame({"1e-06": [1.0]}, index=pd.Index([1e-4], name="noise"))
+    html = plotting.format_table(labelled, caption="tol 1e-10").to_html()
+    assert ">10⁻⁶<" in html and ">0.0001<" in html and "tol 10⁻¹⁰" in html and "1e-" not in html
 
 
 def test_readable_cause_typesets_every_solver_cause():
