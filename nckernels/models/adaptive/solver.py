@@ -569,7 +569,7 @@ def solve_adaptive_kernel(
         if small:
             attempts.append(("newton", nngp))
             if d0 == 1:
-                attempts.append(("bracket", nngp))
+                attempts.append(("bracket", nngp, 2.0, 40))
     while attempts:
         method, start, *scan = attempts.pop(0)
         if method in ("newton", "broyden"):
@@ -581,14 +581,12 @@ def solve_adaptive_kernel(
                 # to a farther root, it finds the nearer one); elsewhere as from the NNGP, in factors of 2
                 if ev.new_Sigma is not None and ev.residual <= FLOOR_TOL:
                     D = abs(math.log(float(ev.Sigma) / float(start)))
-                    attempts.insert(0, ("warm bracket", start, max(D / 2, WARM_BRACKET_STEP), WARM_BRACKET_EXPAND))
+                    attempts.insert(0, ("bracket", start, math.exp(max(D / 2, WARM_BRACKET_STEP)), WARM_BRACKET_EXPAND))
                 else:
-                    attempts.insert(0, ("warm bracket", start, math.log(2.0), 40))
-        elif method in ("bracket", "warm bracket"):
-            warm = method == "warm bracket"
+                    attempts.insert(0, ("bracket", start, 2.0, 40))
+        elif method == "bracket":  # scan: (factor, max_expand) of bracket_step
             ev, it, e, cause = bracket_step(problem, start, width, tol=tol, max_iter=newton_iter, workspace=workspace,
-                                            factor=math.exp(scan[0]) if warm else 2.0, max_expand=scan[1] if warm else 40)
-            method = "bracket"
+                                            factor=scan[0], max_expand=scan[1])
             if cause.startswith(FLOOR_CAUSE) and ev.new_Sigma is not None and ev.residual <= FLOOR_TOL:
                 method, cause = "floor", ""  # the root pinned to rounding: the map's residual there is its noise
         else:
