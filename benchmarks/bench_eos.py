@@ -319,8 +319,7 @@ def floor_routes(families, draws, *, width, noise_var, large=True):
 
     rows = []
     for family, split in families.items():
-        options = (("stds", (0.25, 1.0)),) if family == "anisotropic" else ()
-        cells = [HardCell(tuple(split), 1, r, seed=0, family=family, options=options).data() for r in range(draws + 1)]
+        cells = [HardCell(tuple(split), 1, r, seed=0, family=family).data() for r in range(draws + 1)]  # chapter 13's stds
         start = solve_adaptive_kernel(cells[0].X, cells[0].y, width=width, noise_var=noise_var).Sigma
         for draw in range(1, draws + 1):
             row, cold = pair(f"13 {family}", draw, cells[draw], start)

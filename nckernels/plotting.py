@@ -645,6 +645,7 @@ def format_table(frame, *, decimals=3, missing="\u2013", note=None, caption=None
     styler = frame.style.format(fixed, na_rep=missing)
     for column, fmt in (formats or {}).items():
         styler = styler.format(lambda value, fmt=fmt: typeset_numbers(fmt.format(value)), subset=[column], na_rep=missing)
+
     def label(value):
         return typeset_numbers(f"{value:g}" if isinstance(value, (float, np.floating)) else str(value))
 

@@ -569,9 +569,9 @@ def solve_adaptive_kernel(
         if small:
             attempts.append(("newton", nngp))
             if d0 == 1:
-                attempts.append(("bracket", nngp, 2.0, 40))
+                attempts.append(("bracket", nngp))
     while attempts:
-        method, start, *scan = attempts.pop(0)
+        method, start, *steps = attempts.pop(0)
         if method in ("newton", "broyden"):
             ev, it, e, cause = newton_step(problem, start, width, tol=tol, max_iter=newton_iter, workspace=workspace,
                                            broyden=method == "broyden")
@@ -581,12 +581,13 @@ def solve_adaptive_kernel(
                 # to a farther root, it finds the nearer one); elsewhere as from the NNGP, in factors of 2
                 if ev.new_Sigma is not None and ev.residual <= FLOOR_TOL:
                     D = abs(math.log(float(ev.Sigma) / float(start)))
-                    attempts.insert(0, ("bracket", start, math.exp(max(D / 2, WARM_BRACKET_STEP)), WARM_BRACKET_EXPAND))
+                    steps = {"factor": math.exp(max(D / 2, WARM_BRACKET_STEP)), "max_expand": WARM_BRACKET_EXPAND}
+                    attempts.insert(0, ("bracket", start, steps))
                 else:
-                    attempts.insert(0, ("bracket", start, 2.0, 40))
-        elif method == "bracket":  # scan: (factor, max_expand) of bracket_step
+                    attempts.insert(0, ("bracket", start))
+        elif method == "bracket":  # steps: bracket_step's factor and max_expand where they differ from its defaults
             ev, it, e, cause = bracket_step(problem, start, width, tol=tol, max_iter=newton_iter, workspace=workspace,
-                                            factor=scan[0], max_expand=scan[1])
+                                            **(steps[0] if steps else {}))
             if cause.startswith(FLOOR_CAUSE) and ev.new_Sigma is not None and ev.residual <= FLOOR_TOL:
                 method, cause = "floor", ""  # the root pinned to rounding: the map's residual there is its noise
         else:
